@@ -1,0 +1,32 @@
+# The README's two commands: `make run` (set up, build the sample index, serve) and `make test`.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test install sample-index clean
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+
+# CPU torch first: an unpinned torch would pull a multi-GB CUDA build.
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+sample-index: install
+	@if [ ! -f indexes/default/manifest.json ]; then $(BIN)/newsrag ingest --sample; fi
+
+run: sample-index
+	@echo 'Try: curl -s -X POST http://127.0.0.1:8000/answer -H "Content-Type: application/json" -d '"'"'{"question": "When is Putin expected to visit India?"}'"'"
+	$(BIN)/newsrag serve --host 127.0.0.1 --port 8000
+
+test: install
+	$(BIN)/python -m pytest -q
+
+clean:
+	rm -rf $(VENV) indexes/default

@@ -1,0 +1,1 @@
+"""newsrag's HTTP API: a thin FastAPI layer over `rag.Archive`."""

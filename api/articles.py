@@ -1,0 +1,52 @@
+"""`/articles`: list, read (full text, so any cited span can be checked), ingest and delete."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+from fastapi import APIRouter, Depends, Query, Request
+
+from rag.articles import LoadFailure, make_article
+from rag.errors import LoadError
+
+from .auth import require_write
+from .schemas import ArticlesIn
+
+router = APIRouter(tags=["articles"])
+
+
+@router.get("/articles", summary="Articles in the index, newest first, paged")
+def list_articles(request: Request, offset: int = Query(0, ge=0), limit: int = Query(50, ge=1, le=500),
+                  index: str | None = None) -> dict:
+    archive = request.app.state.newsrag.archive(index)
+    return {"offset": offset, "limit": limit, "total": archive.store.count("articles"),
+            "articles": archive.store.list_articles(offset, limit)}
+
+
+@router.get("/articles/{article_id:path}", summary="One stored article with its full text")
+def get_article(article_id: str, request: Request, index: str | None = None) -> dict:
+    article = request.app.state.newsrag.archive(index).get_article(article_id)
+    body = asdict(article)
+    extra = body.pop("extra")
+    return {**extra, **body}
+
+
+@router.post("/articles", summary="Ingest articles given as JSON", dependencies=[Depends(require_write)])
+def post_articles(body: ArticlesIn, request: Request) -> dict:
+    archive = request.app.state.newsrag.archive(body.index, create=True)
+    items = []
+    for n, raw in enumerate(body.articles):
+        try:
+            items.append(make_article(raw.model_dump(exclude_none=True), f"api-{n}"))
+        except LoadError as exc:
+            items.append(LoadFailure(f"articles[{n}]", exc.message))
+    report = archive.ingest(items)
+    return {**report.to_json(), "ids": {"added": report.added, "replaced": report.replaced,
+                                        "unchanged": report.unchanged}}
+
+
+@router.delete("/articles/{article_id:path}", summary="Delete an article and its chunks",
+               dependencies=[Depends(require_write)])
+def delete_article(article_id: str, request: Request, index: str | None = None) -> dict:
+    request.app.state.newsrag.archive(index).delete(article_id)
+    return {"deleted": article_id}

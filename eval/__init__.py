@@ -1,0 +1,1 @@
+"""Evaluation harness: public data sets and the metrics `newsrag eval` reports."""

@@ -1,0 +1,223 @@
+"""The `newsrag` command: ingest, ask, serve, stats, delete, check, eval, bench.
+
+Machine-readable output (`--json`) goes to stdout alone; progress and logs go to stderr. Errors are
+one line on stderr with a non-zero exit, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import textwrap
+from importlib import resources
+from pathlib import Path
+
+from .errors import NewsragError
+
+
+def _index_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--index", default="default", help="index name (default: default)")
+    parser.add_argument("--index-dir", default=None, help="folder of indexes (default: $NEWSRAG_INDEX_DIR or ./indexes)")
+
+
+def _filter_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--from", dest="date_from", help="only articles dated on or after YYYY-MM-DD")
+    parser.add_argument("--to", dest="date_to", help="only articles dated on or before YYYY-MM-DD")
+    parser.add_argument("--source", help="only articles from this source")
+
+
+def sample_corpus_path() -> Path:
+    """The bundled sample corpus (package data)."""
+    return Path(str(resources.files("rag") / "sample_corpus"))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="newsrag", description="Question answering over news articles, with citations.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("ingest", help="add articles (.txt, .jsonl, .html files, folders, globs, or - for JSONL on stdin)")
+    p.add_argument("paths", nargs="*", help="files, folders, globs or -")
+    p.add_argument("--sample", action="store_true", help="ingest the bundled sample corpus")
+    p.add_argument("--engine", choices=["local", "ray"], default="local")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    _index_args(p)
+
+    p = sub.add_parser("ask", help="answer a question with cited passages")
+    p.add_argument("question")
+    p.add_argument("-k", type=int, default=5, help="passages to return (1-50)")
+    p.add_argument("--mode", default=None, help="dense, bm25 or hybrid")
+    p.add_argument("--json", action="store_true", help="print exactly the /answer JSON")
+    _filter_args(p)
+    _index_args(p)
+
+    p = sub.add_parser("serve", help="serve the HTTP API and web page")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    _index_args(p)
+
+    p = sub.add_parser("stats", help="what the index holds")
+    p.add_argument("--json", action="store_true")
+    _index_args(p)
+
+    p = sub.add_parser("delete", help="delete an article and its chunks")
+    p.add_argument("id")
+    _index_args(p)
+
+    p = sub.add_parser("check", help="exit 0 only when FAISS, BM25 and SQLite agree")
+    _index_args(p)
+
+    sub.add_parser("eval", help="evaluate on a dataset (see `newsrag eval --help`)", add_help=False)
+    sub.add_parser("bench", help="benchmarks (see `newsrag bench --help`)", add_help=False)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in ("eval", "bench"):  # the harness parses its own flags
+        from eval import cli as eval_cli
+
+        return eval_cli.main(argv)
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except NewsragError as exc:
+        print(f"newsrag: error: {exc.message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("newsrag: interrupted", file=sys.stderr)
+        return 130
+
+
+def cmd_ingest(args) -> int:
+    from tqdm import tqdm
+
+    from .archive import Archive
+    from .articles import iter_sources
+    from .errors import InvalidInput
+
+    paths = list(args.paths) + ([str(sample_corpus_path())] if args.sample else [])
+    if not paths:
+        raise InvalidInput("name at least one PATH (file, folder, glob or -), or --sample")
+    if args.engine == "ray":
+        from .distributed import ingest_with_ray
+
+        report = ingest_with_ray(paths, args.index, args.index_dir)
+    else:
+        archive = Archive.open(args.index, args.index_dir, create=True)
+        with tqdm(desc="ingest", unit="article", file=sys.stderr, dynamic_ncols=True) as bar:
+            report = archive.ingest(iter_sources(paths), progress=bar.update)
+    summary = report.to_json()
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        print(f"added {summary['added']}, unchanged {summary['unchanged']}, replaced {summary['replaced']}, "
+              f"failed {len(summary['failed'])}; {summary['chunks']} chunks embedded, "
+              f"{summary['truncated_chunks']} truncated, {summary['seconds']:.1f} s", file=sys.stderr)
+    for failure in report.failed:
+        print(f"newsrag: failed: {failure.source}: {failure.reason}", file=sys.stderr)
+    return 0 if not report.failed or (report.added or report.replaced or report.unchanged) else 1
+
+
+def _filters(args):
+    from .retrieval import Filters
+
+    return Filters(date_from=args.date_from, date_to=args.date_to, source=args.source)
+
+
+def cmd_ask(args) -> int:
+    from .archive import Archive
+    from .validation import validate_question
+
+    validate_question(args.question, args.k)
+    archive = Archive.open(args.index, args.index_dir)
+    result = archive.answer(args.question, k=args.k, mode=args.mode, filters=_filters(args))
+    if args.json:
+        print(json.dumps(result, ensure_ascii=False, indent=2))
+        return 0
+    print(format_answer(result))
+    return 0
+
+
+def format_answer(result: dict) -> str:
+    """A human-readable answer with numbered citations."""
+    lines = []
+    answer = result["answer"]
+    if answer:
+        span = answer.get("span")
+        if span:
+            lines.append(f"Answer: {span['text']}  [{answer['citation']}]")
+            lines.append(f"  in: {answer['text']}")
+        else:
+            lines.append(f"Answer: {answer['text']}  [{answer['citation']}]")
+        for d in answer.get("dates") or []:
+            lines.append(f"  date: {d['text']!r} -> {d['resolved']}{' (approximate)' if d['approximate'] else ''}")
+    else:
+        reason = (result.get("no_answer") or {}).get("reason", "no answer")
+        lines.append(f"Not in the articles ({reason}). Nearest passages:")
+    lines.append("")
+    seen = set()
+    for p in result["passages"]:
+        head = f"[{p['citation']}] {p['title']} — {p['date'] or 'undated'}{' — ' + p['source'] if p['source'] else ''}"
+        if p["citation"] not in seen:
+            lines.append(head)
+            seen.add(p["citation"])
+        lines.append(f"    {p['article_id']} chars {p['start']}-{p['end']}:")
+        lines.append(textwrap.indent(textwrap.fill(p["text"], 96), "      "))
+    return "\n".join(lines)
+
+
+def cmd_serve(args) -> int:
+    import uvicorn
+
+    from api.app import create_app
+
+    app = create_app(index=args.index, index_dir=args.index_dir, host=args.host)
+    print(f"newsrag: serving index {args.index!r} on http://{args.host}:{args.port}/", file=sys.stderr)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    return 0
+
+
+def cmd_stats(args) -> int:
+    from .archive import Archive
+
+    stats = Archive.open(args.index, args.index_dir).stats()
+    if args.json:
+        print(json.dumps(stats, indent=2))
+        return 0
+    rows = [("index", stats["index"]), ("path", stats["path"]), ("model", stats["model"]),
+            ("articles", stats["articles"]), ("chunks", stats["chunks"]), ("sentences", stats["sentences"]),
+            ("date range", " .. ".join(d or "?" for d in stats["date_range"])),
+            ("sources", ", ".join(f"{s or '(none)'} ({n})" for s, n in stats["sources"].items())),
+            ("index type", stats["index_type"]), ("size on disk", f"{stats['size_bytes'] / 1e6:.1f} MB")]
+    width = max(len(r[0]) for r in rows)
+    print("\n".join(f"{k.ljust(width)}  {v}" for k, v in rows))
+    return 0
+
+
+def cmd_delete(args) -> int:
+    from .archive import Archive
+
+    Archive.open(args.index, args.index_dir).delete(args.id)
+    print(f"deleted {args.id}", file=sys.stderr)
+    return 0
+
+
+def cmd_check(args) -> int:
+    from .archive import Archive
+
+    archive = Archive.open(args.index, args.index_dir)
+    problems = archive.check()
+    for problem in problems:
+        print(f"newsrag: check: {problem}", file=sys.stderr)
+    if not problems:
+        stats = archive.stats()
+        print(f"ok: {stats['articles']} articles, {stats['chunks']} chunks; FAISS, BM25 and SQLite agree", file=sys.stderr)
+    return 1 if problems else 0
+
+
+COMMANDS = {"ingest": cmd_ingest, "ask": cmd_ask, "serve": cmd_serve, "stats": cmd_stats,
+            "delete": cmd_delete, "check": cmd_check}
+
+if __name__ == "__main__":
+    sys.exit(main())

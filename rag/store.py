@@ -1,0 +1,305 @@
+"""The SQLite metadata store: articles, chunks (with their vectors), sentences, and the generation.
+
+SQLite is the source of truth and its commit is the commit point of every write: the FAISS and BM25
+files are derived from it, stamped with the generation they were built from, and rebuilt on open
+when a crash left them behind. Never pickle; every value is a plain column or JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import numpy as np
+
+from .articles import Article
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS articles (
+    id TEXT PRIMARY KEY, title TEXT NOT NULL, date TEXT, url TEXT, source TEXT,
+    text TEXT NOT NULL, content_hash TEXT NOT NULL, extra TEXT NOT NULL DEFAULT '{}',
+    ingested_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ', 'now'))
+);
+CREATE INDEX IF NOT EXISTS articles_date ON articles(date);
+CREATE INDEX IF NOT EXISTS articles_source ON articles(source);
+CREATE TABLE IF NOT EXISTS chunks (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    article_id TEXT NOT NULL REFERENCES articles(id) ON DELETE CASCADE,
+    ordinal INTEGER NOT NULL, start INTEGER NOT NULL, "end" INTEGER NOT NULL,
+    n_tokens INTEGER NOT NULL, embed_hash TEXT NOT NULL, vector BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS chunks_article ON chunks(article_id, ordinal);
+CREATE INDEX IF NOT EXISTS chunks_embed_hash ON chunks(embed_hash);
+CREATE TABLE IF NOT EXISTS sentences (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    article_id TEXT NOT NULL REFERENCES articles(id) ON DELETE CASCADE,
+    start INTEGER NOT NULL, "end" INTEGER NOT NULL, embed_hash TEXT NOT NULL,
+    vector BLOB NOT NULL, dates TEXT NOT NULL DEFAULT '[]'
+);
+CREATE INDEX IF NOT EXISTS sentences_article ON sentences(article_id, start);
+CREATE INDEX IF NOT EXISTS sentences_embed_hash ON sentences(embed_hash);
+"""
+
+
+@dataclass(frozen=True)
+class ChunkRow:
+    """A stored chunk: where it sits in its article (text is sliced from the article)."""
+
+    id: int
+    article_id: str
+    ordinal: int
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class SentenceRow:
+    """A stored sentence with its vector and the dates found in it (article-level offsets)."""
+
+    id: int
+    article_id: str
+    start: int
+    end: int
+    vector: np.ndarray
+    dates: list[dict]
+
+
+def _blob(vector: np.ndarray) -> bytes:
+    return np.ascontiguousarray(vector, dtype=np.float32).tobytes()
+
+
+def _vector(blob: bytes) -> np.ndarray:
+    return np.frombuffer(blob, dtype=np.float32)
+
+
+class Store:
+    """Thread-safe access to one index's `meta.sqlite` (a connection per thread, WAL mode)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._local = threading.local()
+        with self.connect() as conn:
+            conn.executescript(SCHEMA)
+
+    def connect(self) -> sqlite3.Connection:
+        """This thread's connection (created on first use)."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=60, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            self._local.conn = conn
+        return conn
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+    # --- meta -----------------------------------------------------------------------------
+    def get_meta(self, key: str, default: str | None = None) -> str | None:
+        row = self.connect().execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return row[0] if row else default
+
+    def set_meta(self, key: str, value: str, conn: sqlite3.Connection | None = None) -> None:
+        (conn or self.connect()).execute(
+            "INSERT INTO meta(key, value) VALUES(?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+            (key, value),
+        )
+
+    @property
+    def generation(self) -> int:
+        """Bumped by every committed write; derived files are stamped with it."""
+        return int(self.get_meta("generation", "0"))
+
+    # --- articles -------------------------------------------------------------------------
+    def content_hashes(self, ids: Iterable[str]) -> dict[str, str]:
+        ids = list(ids)
+        out: dict[str, str] = {}
+        for i in range(0, len(ids), 500):
+            part = ids[i: i + 500]
+            marks = ",".join("?" * len(part))
+            out.update(self.connect().execute(
+                f"SELECT id, content_hash FROM articles WHERE id IN ({marks})", part).fetchall())
+        return out
+
+    def get_article(self, article_id: str) -> Article | None:
+        row = self.connect().execute(
+            "SELECT id, text, title, date, url, source, extra FROM articles WHERE id=?", (article_id,)
+        ).fetchone()
+        return _article(row) if row else None
+
+    def get_articles(self, ids: Iterable[str]) -> dict[str, Article]:
+        ids = list(dict.fromkeys(ids))
+        if not ids:
+            return {}
+        marks = ",".join("?" * len(ids))
+        rows = self.connect().execute(
+            f"SELECT id, text, title, date, url, source, extra FROM articles WHERE id IN ({marks})", ids
+        ).fetchall()
+        return {row[0]: _article(row) for row in rows}
+
+    def list_articles(self, offset: int, limit: int) -> list[dict]:
+        rows = self.connect().execute(
+            "SELECT a.id, a.title, a.date, a.url, a.source, length(a.text),"
+            " (SELECT count(*) FROM chunks c WHERE c.article_id = a.id)"
+            " FROM articles a ORDER BY a.date IS NULL, a.date DESC, a.id LIMIT ? OFFSET ?",
+            (limit, offset),
+        ).fetchall()
+        keys = ("id", "title", "date", "url", "source", "chars", "chunks")
+        return [dict(zip(keys, row)) for row in rows]
+
+    def count(self, table: str) -> int:
+        assert table in ("articles", "chunks", "sentences")
+        return self.connect().execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+
+    def date_range(self) -> tuple[str | None, str | None]:
+        return tuple(self.connect().execute("SELECT min(date), max(date) FROM articles").fetchone())
+
+    def sources(self) -> dict[str, int]:
+        rows = self.connect().execute(
+            "SELECT coalesce(source, ''), count(*) FROM articles GROUP BY source ORDER BY count(*) DESC"
+        ).fetchall()
+        return dict(rows)
+
+    # --- chunks and sentences ---------------------------------------------------------------
+    def chunks_by_id(self, ids: Iterable[int]) -> dict[int, ChunkRow]:
+        ids = list(ids)
+        if not ids:
+            return {}
+        marks = ",".join("?" * len(ids))
+        rows = self.connect().execute(
+            f'SELECT id, article_id, ordinal, start, "end" FROM chunks WHERE id IN ({marks})', ids
+        ).fetchall()
+        return {row[0]: ChunkRow(*row) for row in rows}
+
+    def chunk_ids_for(self, article_ids: Iterable[str]) -> list[int]:
+        article_ids = list(article_ids)
+        out: list[int] = []
+        for i in range(0, len(article_ids), 500):
+            part = article_ids[i: i + 500]
+            marks = ",".join("?" * len(part))
+            out.extend(r[0] for r in self.connect().execute(
+                f"SELECT id FROM chunks WHERE article_id IN ({marks})", part))
+        return out
+
+    def chunk_ids_where(self, where: str, params: list) -> np.ndarray:
+        """Chunk ids of the articles matching an SQL condition on `a` (the articles table)."""
+        rows = self.connect().execute(
+            f"SELECT c.id FROM chunks c JOIN articles a ON a.id = c.article_id WHERE {where}", params
+        ).fetchall()
+        return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+
+    def iter_chunk_vectors(self, batch: int = 10000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """All (ids, vectors) in batches, for rebuilding the FAISS index."""
+        cursor = self.connect().execute("SELECT id, vector FROM chunks ORDER BY id")
+        while rows := cursor.fetchmany(batch):
+            ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+            yield ids, np.vstack([_vector(r[1]) for r in rows])
+
+    def iter_chunk_texts(self) -> Iterator[tuple[int, str]]:
+        """All (chunk id, chunk text), for rebuilding BM25."""
+        cursor = self.connect().execute(
+            'SELECT c.id, substr(a.text, c.start + 1, c."end" - c.start) FROM chunks c'
+            " JOIN articles a ON a.id = c.article_id ORDER BY c.id"
+        )
+        yield from cursor
+
+    def cached_vectors(self, table: str, hashes: Iterable[str]) -> dict[str, np.ndarray]:
+        """Vectors already computed for these embedding inputs (by hash): never embed twice."""
+        assert table in ("chunks", "sentences")
+        hashes = list(set(hashes))
+        out: dict[str, np.ndarray] = {}
+        for i in range(0, len(hashes), 500):
+            part = hashes[i: i + 500]
+            marks = ",".join("?" * len(part))
+            for h, blob in self.connect().execute(
+                f"SELECT embed_hash, vector FROM {table} WHERE embed_hash IN ({marks}) GROUP BY embed_hash", part
+            ):
+                out[h] = _vector(blob)
+        return out
+
+    def sentences_in(self, article_id: str, start: int, end: int) -> list[SentenceRow]:
+        """Stored sentences lying inside `[start, end)` of an article."""
+        rows = self.connect().execute(
+            'SELECT id, article_id, start, "end", vector, dates FROM sentences'
+            ' WHERE article_id=? AND start>=? AND "end"<=? ORDER BY start',
+            (article_id, start, end),
+        ).fetchall()
+        return [SentenceRow(r[0], r[1], r[2], r[3], _vector(r[4]), json.loads(r[5])) for r in rows]
+
+    # --- writes -------------------------------------------------------------------------------
+    def write(self, upserts: list["PreparedArticle"], deletes: list[str]) -> tuple[dict[str, list[int]], list[int]]:
+        """One transaction: delete, then replace/insert articles with their chunks and sentences.
+
+        Returns the new chunk ids per article and the removed chunk ids; bumps the generation.
+        """
+        conn = self.connect()
+        removed_ids: list[int] = []
+        new_ids: dict[str, list[int]] = {}
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            touched = deletes + [p.article.id for p in upserts]
+            removed_ids = self.chunk_ids_for(touched)
+            for i in range(0, len(touched), 500):
+                part = touched[i: i + 500]
+                marks = ",".join("?" * len(part))
+                conn.execute(f"DELETE FROM articles WHERE id IN ({marks})", part)
+            for prepared in upserts:
+                a = prepared.article
+                conn.execute(
+                    "INSERT INTO articles(id, title, date, url, source, text, content_hash, extra)"
+                    " VALUES(?,?,?,?,?,?,?,?)",
+                    (a.id, a.title, a.date, a.url, a.source, a.text, a.content_hash,
+                     json.dumps(a.extra, ensure_ascii=False, default=str)),
+                )
+                ids = []
+                for chunk, h, vec in zip(prepared.chunks, prepared.chunk_hashes, prepared.chunk_vectors):
+                    cur = conn.execute(
+                        'INSERT INTO chunks(article_id, ordinal, start, "end", n_tokens, embed_hash, vector)'
+                        " VALUES(?,?,?,?,?,?,?)",
+                        (a.id, chunk.ordinal, chunk.start, chunk.end, chunk.n_tokens, h, _blob(vec)),
+                    )
+                    ids.append(cur.lastrowid)
+                new_ids[a.id] = ids
+                conn.executemany(
+                    'INSERT INTO sentences(article_id, start, "end", embed_hash, vector, dates) VALUES(?,?,?,?,?,?)',
+                    [
+                        (a.id, s, e, h, _blob(v), json.dumps(d))
+                        for (s, e), h, v, d in zip(
+                            prepared.sentences, prepared.sentence_hashes, prepared.sentence_vectors, prepared.sentence_dates
+                        )
+                    ],
+                )
+            self.set_meta("generation", str(self.generation + 1), conn)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return new_ids, removed_ids
+
+
+@dataclass
+class PreparedArticle:
+    """An article with everything computed for it, ready to be written in one transaction."""
+
+    article: Article
+    chunks: list
+    chunk_hashes: list[str]
+    chunk_vectors: np.ndarray
+    sentences: list[tuple[int, int]]
+    sentence_hashes: list[str]
+    sentence_vectors: np.ndarray
+    sentence_dates: list[list[dict]]
+
+
+def _article(row) -> Article:
+    return Article(id=row[0], text=row[1], title=row[2], date=row[3], url=row[4], source=row[5],
+                   extra=json.loads(row[6] or "{}"))

@@ -1,0 +1,81 @@
+"""Loaders: txt with a date header, jsonl, html, folders with bad files, stable ids."""
+
+from __future__ import annotations
+
+import json
+
+from rag.articles import Article, LoadFailure, iter_sources
+
+
+def _load(*paths):
+    items = list(iter_sources([str(p) for p in paths]))
+    return [i for i in items if isinstance(i, Article)], [i for i in items if isinstance(i, LoadFailure)]
+
+
+def test_txt_date_header_after_whitespace_and_first_sentence_title(tmp_path):
+    (tmp_path / "a.txt").write_text("  \n date 2025-10-07 The council met on Monday. It voted 5-2.\n")
+    [article], failures = _load(tmp_path / "a.txt")
+    assert not failures
+    assert article.date == "2025-10-07"
+    assert article.text == "The council met on Monday. It voted 5-2."
+    assert article.title == "The council met on Monday."
+    assert article.id == "a"
+
+
+def test_user_article_loads_with_its_date(user_corpus):
+    [article], failures = _load(user_corpus)
+    assert not failures and article.date == "2025-10-07"
+    assert "around December 5" in article.text
+    assert not article.text.startswith("date")
+
+
+def test_jsonl_only_text_required_and_broken_lines_reported(tmp_path):
+    lines = [json.dumps({"id": "x1", "title": "T", "date": "2025-01-02", "url": "http://e/x", "source": "S",
+                         "text": "Body one."}),
+             "{not json",
+             json.dumps({"text": "Only text here. Second sentence."}),
+             json.dumps({"id": "x3", "text": "   "})]
+    (tmp_path / "feed.jsonl").write_text("\n".join(lines) + "\n")
+    articles, failures = _load(tmp_path / "feed.jsonl")
+    assert [a.id for a in articles] == ["x1", "feed-3"]
+    assert articles[0].source == "S" and articles[0].url == "http://e/x"
+    assert articles[1].title == "Only text here."
+    assert sorted(f.source for f in failures) == [f"{tmp_path / 'feed.jsonl'}:2", f"{tmp_path / 'feed.jsonl'}:4"]
+
+
+def test_folder_recursive_with_bad_files_reported_by_name(tmp_path):
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "good.txt").write_text("A good article. With two sentences.")
+    (tmp_path / "latin1.txt").write_bytes("Caf\xe9 au lait.".encode("latin-1"))
+    (tmp_path / "binary.txt").write_bytes(b"\x00\x01\x02binary")
+    (tmp_path / "empty.txt").write_text("")
+    (tmp_path / "notes.md").write_text("ignored: not an article format")
+    articles, failures = _load(tmp_path)
+    assert [a.id for a in articles] == ["sub/good"]
+    reasons = {f.source.rsplit("/", 1)[-1]: f.reason for f in failures}
+    assert set(reasons) == {"latin1.txt", "binary.txt", "empty.txt"}
+    assert "UTF-8" in reasons["latin1.txt"]
+
+
+def test_content_hash_changes_with_text_only():
+    a = Article(id="a", text="One.", title="T")
+    assert a.content_hash == Article(id="a", text="One.", title="T").content_hash
+    assert a.content_hash != Article(id="a", text="Two.", title="T").content_hash
+
+
+def test_html_main_text_title_and_date(tmp_path):
+    body = " ".join(["The harbour authority approved a new ferry terminal on Friday."] * 3)
+    html = (f"<html><head><title>Ferry terminal approved</title>"
+            f'<meta name="date" content="2025-09-12"></head><body><nav>Menu</nav>'
+            f"<article><h1>Ferry terminal approved</h1><p>{body}</p><p>{body}</p></article></body></html>")
+    (tmp_path / "page.html").write_text(html)
+    [article], failures = _load(tmp_path / "page.html")
+    assert not failures
+    assert article.title == "Ferry terminal approved"
+    assert article.date == "2025-09-12"
+    assert "ferry terminal" in article.text and "Menu" not in article.text
+
+
+def test_missing_path_is_a_failure_not_a_crash(tmp_path):
+    articles, failures = _load(tmp_path / "nope.txt")
+    assert not articles and failures[0].reason == "no such file or folder"
