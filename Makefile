@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install sample-index clean
+.PHONY: run test install browser sample-index clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -25,7 +25,15 @@ run: sample-index
 	@echo 'Try: curl -s -X POST http://127.0.0.1:8000/answer -H "Content-Type: application/json" -d '"'"'{"question": "When is Putin expected to visit India?"}'"'"
 	$(BIN)/newsrag serve --host 127.0.0.1 --port 8000
 
-test: install
+# Debian's chromium for the browser test (Playwright cannot download a browser here); apt-get needs root.
+browser:
+	@if [ ! -x /usr/bin/chromium ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	  else echo "chromium is missing: install Debian's chromium as root, else the browser test skips"; fi; \
+	fi
+
+test: install browser
 	$(BIN)/python -m pytest -q
 
 clean:

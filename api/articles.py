@@ -10,22 +10,29 @@ from rag.articles import LoadFailure, make_article
 from rag.errors import LoadError
 
 from .auth import require_write
+from .pages import article_page, prefers_html
 from .schemas import ArticlesIn
 
 router = APIRouter(tags=["articles"])
 
 
 @router.get("/articles", summary="Articles in the index, newest first, paged")
-def list_articles(request: Request, offset: int = Query(0, ge=0), limit: int = Query(50, ge=1, le=500),
+def list_articles(request: Request, offset: int = Query(0, ge=0, le=2**63 - 1), limit: int = Query(50, ge=1, le=500),
                   index: str | None = None) -> dict:
     archive = request.app.state.newsrag.archive(index)
     return {"offset": offset, "limit": limit, "total": archive.store.count("articles"),
             "articles": archive.store.list_articles(offset, limit)}
 
 
-@router.get("/articles/{article_id:path}", summary="One stored article with its full text")
-def get_article(article_id: str, request: Request, index: str | None = None) -> dict:
+@router.get("/articles/{article_id:path}", summary="One stored article with its full text",
+            description="JSON, or the HTML article view when Accept prefers text/html; `start` and `end` "
+                        "highlight those characters there.",
+            responses={200: {"content": {"text/html": {}}}})
+def get_article(article_id: str, request: Request, index: str | None = None,
+                start: int | None = Query(None, ge=0), end: int | None = Query(None, ge=0)) -> dict:
     article = request.app.state.newsrag.archive(index).get_article(article_id)
+    if prefers_html(request):
+        return article_page(article, start, end)
     body = asdict(article)
     extra = body.pop("extra")
     return {**extra, **body}

@@ -1,4 +1,9 @@
-"""Write access: a key when NEWSRAG_API_KEY is set, else writes only while bound to loopback."""
+"""Access: writes need NEWSRAG_API_KEY (or a loopback server when it is unset); reads are open
+unless NEWSRAG_READ_KEY is set. Keys come as `Authorization: Bearer KEY` or `X-API-Key: KEY`.
+
+401 means no key was presented; 403 means a key was presented and is wrong, or writes are off.
+Keys are compared in constant time.
+"""
 
 from __future__ import annotations
 
@@ -8,33 +13,57 @@ import os
 
 from fastapi import HTTPException, Request
 
+OPEN_PATHS = frozenset({"/health"})  # liveness stays open even when reads need a key
+
 
 def is_loopback(host: str) -> bool:
-    if host in ("localhost", ""):
+    """True only for addresses that accept no connection from another machine."""
+    if host == "localhost":
         return True
     try:
-        return ipaddress.ip_address(host).is_loopback
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
-        return False
+        return False  # "", "0.0.0.0" and host names may listen on every interface
 
 
 def presented_key(request: Request) -> str | None:
+    """The key from `Authorization: Bearer` or `X-API-Key`; None when neither carries one."""
     auth = request.headers.get("authorization", "")
-    if auth.lower().startswith("bearer "):
+    if auth[:7].lower() == "bearer " and auth[7:].strip():
         return auth[7:].strip()
-    return request.headers.get("x-api-key")
+    return request.headers.get("x-api-key", "").strip() or None
+
+
+def _matches(key: str, expected: list[str]) -> bool:
+    """Compare against every accepted key in constant time (no early exit on the first match)."""
+    found = False
+    for candidate in expected:
+        found |= hmac.compare_digest(key.encode(), candidate.encode())
+    return found
+
+
+def _require_key(request: Request, expected: list[str], what: str) -> None:
+    key = presented_key(request)
+    if key is None:
+        raise HTTPException(401, f"{what} need an API key (Authorization: Bearer KEY or X-API-Key: KEY)",
+                            headers={"WWW-Authenticate": "Bearer"})
+    if not _matches(key, expected):
+        raise HTTPException(403, "wrong API key")
 
 
 def require_write(request: Request) -> None:
-    """401 without a key, 403 with a wrong one; compared in constant time."""
+    """Writes: the NEWSRAG_API_KEY when set; without it, only a server bound to loopback accepts them."""
     expected = os.environ.get("NEWSRAG_API_KEY")
-    if not expected:
-        if is_loopback(request.app.state.newsrag.host):
-            return
+    if expected:
+        _require_key(request, [expected], "writes")
+    elif not is_loopback(request.app.state.newsrag.host):
         raise HTTPException(403, "writes are disabled: set NEWSRAG_API_KEY to allow them on a non-loopback address")
-    key = presented_key(request)
-    if key is None:
-        raise HTTPException(401, "this endpoint needs an API key (Authorization: Bearer KEY or X-API-Key)",
-                            headers={"WWW-Authenticate": "Bearer"})
-    if not hmac.compare_digest(key.encode(), expected.encode()):
-        raise HTTPException(403, "wrong API key")
+
+
+def require_read(request: Request) -> None:
+    """Reads: open unless NEWSRAG_READ_KEY is set; then that key (or the write key) is needed."""
+    read_key = os.environ.get("NEWSRAG_READ_KEY")
+    if not read_key or request.url.path in OPEN_PATHS:
+        return
+    write_key = os.environ.get("NEWSRAG_API_KEY")
+    _require_key(request, [read_key] + ([write_key] if write_key else []), "reads")

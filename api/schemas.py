@@ -6,27 +6,30 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from rag.validation import MAX_K, MAX_QUESTION_CHARS
+from rag.validation import MAX_ARTICLE_CHARS, MAX_ARTICLES_PER_REQUEST, MAX_K, MAX_QUESTION_CHARS
 
 
 class FiltersIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    date_from: str | None = Field(None, description="inclusive lower bound, YYYY-MM-DD")
-    date_to: str | None = Field(None, description="inclusive upper bound, YYYY-MM-DD")
-    source: str | None = None
-    article_ids: list[str] | None = Field(None, max_length=1000)
-    include_undated: bool = False
+    date_from: str | None = Field(None, description="inclusive lower bound, YYYY-MM-DD (YYYY-MM, YYYY: from its start)")
+    date_to: str | None = Field(None, description="inclusive upper bound, YYYY-MM-DD (YYYY-MM, YYYY: to its end)")
+    source: str | None = Field(None, description="only articles from this source (exact match)")
+    article_ids: list[str] | None = Field(None, max_length=1000, description="only these articles")
+    include_undated: bool = Field(False, description="keep articles without a date when a date bound is set")
 
 
 class AskIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    question: str = Field(..., max_length=MAX_QUESTION_CHARS, description="the question, 1-1000 characters")
+    question: str = Field(..., max_length=MAX_QUESTION_CHARS, description=f"the question, 1-{MAX_QUESTION_CHARS} characters")
     k: int = Field(5, ge=1, le=MAX_K, description="passages to return")
     mode: str | None = Field(None, description="dense, bm25 or hybrid (default: the best measured)")
     filters: FiltersIn | None = None
-    recency: Literal["none", "prefer_recent"] = "none"
+    recency: Literal["none", "prefer_recent"] = Field(
+        "none", description="prefer_recent: a bounded boost for newer articles after ranking")
     as_of: str | None = Field(None, description="YYYY-MM-DD: 'today' for relative times in the question")
     index: str | None = Field(None, description="index name (default: the served index)")
+    hits: bool = Field(False, description="POST /search only: the ranked chunks (dense or bm25) instead of "
+                                          "passages, for a sharded front's exact merge (rag.shards)")
 
 
 class ArticleIn(BaseModel):
@@ -36,9 +39,11 @@ class ArticleIn(BaseModel):
     date: str | None = None
     url: str | None = None
     source: str | None = None
-    text: str = Field(..., min_length=1)
+    text: str = Field(..., min_length=1, max_length=MAX_ARTICLE_CHARS,
+                      description="the article text (NEWSRAG_MAX_ARTICLE_CHARS, default 1,000,000)")
 
 
 class ArticlesIn(BaseModel):
-    articles: list[ArticleIn] = Field(..., min_length=1)
+    articles: list[ArticleIn] = Field(..., min_length=1, max_length=MAX_ARTICLES_PER_REQUEST,
+                                      description="NEWSRAG_MAX_ARTICLES_PER_REQUEST per request (default 1,000)")
     index: str | None = None

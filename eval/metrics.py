@@ -50,6 +50,21 @@ def ranking_metrics(
     return {name: total / len(qrels) for name, total in totals.items()}
 
 
+def recall_curve(
+    qrels: Mapping[str, Mapping[str, int]], ranked: Mapping[str, Sequence[str]], cutoffs: Sequence[int]
+) -> dict[int, float]:
+    """Mean recall@c for each cutoff c (ir_measures' R@c), for plotting recall against depth."""
+    if not qrels:
+        raise ValueError("no queries to score: qrels is empty")
+    measures = {R @ c: c for c in cutoffs}
+    qrels = {q: {d: int(g) for d, g in docs.items()} for q, docs in qrels.items()}
+    run = run_from_ranking({q: list(ranked.get(q) or []) for q in qrels})
+    totals = dict.fromkeys(cutoffs, 0.0)
+    for metric in ir_measures.iter_calc(list(measures), qrels, run):
+        totals[measures[metric.measure]] += metric.value
+    return {c: total / len(qrels) for c, total in totals.items()}
+
+
 def run_from_ranking(ranked: Mapping[str, Sequence[str]]) -> dict[str, dict[str, float]]:
     """A run scored by rank (first = highest), so no tie-breaking can reorder a ranking."""
     return {

@@ -1,21 +1,31 @@
-"""From retrieved chunks to an answer: merged passages with citations, and the best answer sentence.
+"""From retrieved chunks to an answer: merged passages with citations, the answer sentence, its span,
+its dates, or a reason to abstain.
 
-Everything per sentence (offsets, vectors, dates) was computed at ingest; here we only compare the
-question's vector and terms against stored sentences, so a query costs one model call.
+Everything per sentence (offsets, vectors, dates, answer candidates) was computed at ingest; here
+we only compare the question's vector, words and type against stored sentences, so a query costs
+one model call. Three small logistic models fitted on SQuAD (eval/answer_study.py) weigh the
+evidence; their weights and thresholds ship in rag/models/answer_model.json.
 """
 
 from __future__ import annotations
 
-import re
+import json
+import math
 from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
 from .articles import Article
+from .question_types import classify
 from .retrieval import Hit
+from .spans import LinearModel, QuestionView, ScoredSpan, rank_spans
 from .store import ChunkRow, SentenceRow
+from .terms import TermWeights, content_stems, words
 
-_WORD = re.compile(r"\w+")
+MODEL_PATH = Path(__file__).with_name("models") / "answer_model.json"
 
 
 @dataclass(frozen=True)
@@ -107,23 +117,39 @@ def _merge(spans: list[list], text: str) -> list[list]:
     return out
 
 
-def terms(text: str) -> set[str]:
-    """Lower-case word set, for lexical overlap between a question and a sentence."""
-    return {w for w in _WORD.findall(text.lower()) if len(w) > 2 or w.isdigit()}
+@dataclass(frozen=True)
+class AnswerModel:
+    """The fitted weights: span ranker, sentence ranker, abstention, and the thresholds chosen on tune."""
+
+    span: LinearModel
+    sentence: LinearModel
+    abstain: LinearModel
+    top_passages: int
+    answer_threshold: float  # abstain when the abstention model's answerable-logit is below this
+    span_threshold: float  # give no span when the best span's logit is below this
+
+    @classmethod
+    def from_json(cls, doc: dict) -> "AnswerModel":
+        return cls(LinearModel.from_json(doc["span"]), LinearModel.from_json(doc["sentence"]),
+                   LinearModel.from_json(doc["abstain"]), int(doc["top_passages"]),
+                   float(doc["answer_threshold"]), float(doc["span_threshold"]))
 
 
-def score_sentences(
-    question: str, query_vector: np.ndarray, candidates: list[tuple[Passage, SentenceRow]]
-) -> np.ndarray:
-    """An even mix of min-max normalised cosine and question-term overlap, per candidate."""
-    if not candidates:
-        return np.zeros(0)
-    cos = np.array([float(row.vector @ query_vector) for _, row in candidates])
-    q_terms = terms(question)
-    overlap = np.array([
-        len(q_terms & terms(p.article.text[row.start:row.end])) / max(1, len(q_terms)) for p, row in candidates
-    ])
-    return 0.5 * _minmax(cos) + 0.5 * _minmax(overlap)
+@lru_cache(maxsize=4)
+def load_model(path: Path = MODEL_PATH) -> AnswerModel:
+    """The shipped answer model (read once per process)."""
+    return AnswerModel.from_json(json.loads(Path(path).read_text()))
+
+
+@dataclass
+class SentenceChoice:
+    """A candidate answer sentence with its features, its best span and its model score."""
+
+    passage: Passage
+    row: SentenceRow
+    features: dict[str, float]
+    span: ScoredSpan | None
+    score: float = 0.0
 
 
 def _minmax(values: np.ndarray) -> np.ndarray:
@@ -131,20 +157,106 @@ def _minmax(values: np.ndarray) -> np.ndarray:
     return np.zeros_like(values) if high - low < 1e-12 else (values - low) / (high - low)
 
 
+def sentence_choices(
+    question: str,
+    query_vector: np.ndarray,
+    passages: list[Passage],
+    sentences_for: Callable[[Passage], list[SentenceRow]],
+    term_weights: TermWeights,
+    model: AnswerModel,
+) -> list[SentenceChoice]:
+    """Every sentence of the top passages, with features and score, best first."""
+    view = QuestionView.of(question, classify(question))
+    q_stems = content_stems(question)
+    q_idf = {s: term_weights.idf(s) for s in q_stems}
+    q_total = sum(q_idf.values()) or 1.0
+    choices: list[SentenceChoice] = []
+    for rank, passage in enumerate(passages[: model.top_passages], 1):
+        text = passage.article.text
+        previous = 0.0
+        for row in sentences_for(passage):
+            stems = {w.stem for w in words(text[row.start:row.end]) if not w.stop}
+            matched = sum(weight for stem, weight in q_idf.items() if stem in stems) / q_total
+            spans = rank_spans(model.span, view, text, (row.start, row.end), row.candidates, row.dates)
+            best = spans[0] if spans else None
+            features = {"cos": float(row.vector @ query_vector), "idf": matched, "prev_idf": previous,
+                        "rr": 1.0 / rank, "span": best.score if best else -10.0,
+                        "no_span": float(best is None)}
+            choices.append(SentenceChoice(passage, row, features, best))
+            previous = matched
+    return rank_choices(choices, model.sentence)
+
+
+def rank_choices(choices: list[SentenceChoice], sentence_model: LinearModel) -> list[SentenceChoice]:
+    """Add each signal scaled to [0, 1] among the candidates (what counts is how a sentence compares
+    with its rivals), score with the sentence model, best first."""
+    if not choices:
+        return []
+    for name in ("cos", "idf", "span"):
+        scaled = _minmax(np.array([c.features[name] for c in choices]))
+        for c, value in zip(choices, scaled):
+            c.features[name + "_mm"] = float(value)
+    for c in choices:
+        c.score = sentence_model.score(c.features)
+    return sorted(choices, key=lambda c: -c.score)
+
+
+def abstain_features(question: str, choices: list[SentenceChoice], term_weights: TermWeights) -> dict[str, float]:
+    """Question-level evidence that some passage answers: the best sentence's signals, its margin, and
+    the question's words missing from the best passage (a question about something the passage never
+    names is rarely answered by it)."""
+    best = choices[0]
+    margin = best.score - choices[1].score if len(choices) > 1 else 5.0
+    passage = best.passage
+    present = {w.stem for w in words(passage.text) if not w.stop}
+    q_idf = {s: term_weights.idf(s) for s in content_stems(question)}
+    missing = [weight for stem, weight in q_idf.items() if stem not in present]
+    return {"sentence": best.score, "cos": best.features["cos"], "idf": best.features["idf"],
+            "span": best.features["span"], "margin": margin,
+            "missing_idf": sum(missing) / (sum(q_idf.values()) or 1.0),
+            "missing_max_idf": max(missing, default=0.0), "missing_count": float(len(missing))}
+
+
 def choose_answer(
     question: str,
     query_vector: np.ndarray,
     passages: list[Passage],
-    sentences_for,
-    top_passages: int = 3,
-) -> Answer | None:
-    """The best sentence among the top passages' stored sentences (None when there are none)."""
-    candidates = [(p, row) for p in passages[:top_passages] for row in sentences_for(p)]
-    if not candidates:
-        return None
-    scores = score_sentences(question, query_vector, candidates)
-    best = int(np.argmax(scores))
-    passage, row = candidates[best]
+    sentences_for: Callable[[Passage], list[SentenceRow]],
+    term_weights: TermWeights,
+    model: AnswerModel | None = None,
+) -> tuple[Answer | None, str | None]:
+    """The answer (sentence, span, dates), or None with the reason for abstaining."""
+    model = model or load_model()
+    if not passages:
+        return None, "no passage matches the question"
+    choices = sentence_choices(question, query_vector, passages, sentences_for, term_weights, model)
+    if not choices:
+        return None, "the retrieved passages hold no sentence"
+    confidence = model.abstain.score(abstain_features(question, choices, term_weights))
+    if confidence < model.answer_threshold:
+        return None, (f"no passage supports an answer: answer confidence {_sigmoid(confidence):.2f} is under "
+                      f"the threshold {_sigmoid(model.answer_threshold):.2f}")
+    best = choices[0]
+    passage, row = best.passage, best.row
     text = passage.article.text
+    span = None
+    if best.span is not None and best.span.score >= model.span_threshold:
+        span = Span(text[best.span.start:best.span.end], best.span.start, best.span.end)
     return Answer(text=text[row.start:row.end], article_id=passage.article.id, start=row.start, end=row.end,
-                  citation=passage.citation, score=float(scores[best]), dates=row.dates)
+                  citation=passage.citation, score=_sigmoid(confidence), span=span,
+                  dates=_dates_for(row.dates, span)), None
+
+
+def _dates_for(dates: list[dict], span: Span | None) -> list[dict]:
+    """The sentence's dates, those inside or around the span first, then in reading order."""
+    if span is None:
+        return list(dates)
+
+    def away(d: dict) -> int:
+        return 0 if d["start"] < span.end and span.start < d["end"] else 1
+
+    return sorted(dates, key=lambda d: (away(d), d["start"]))
+
+
+def _sigmoid(x: float) -> float:
+    return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, x))))

@@ -8,6 +8,7 @@ whose derived files lag behind SQLite (a crash in between) rebuilds them, so not
 
 from __future__ import annotations
 
+import copy
 import fcntl
 import hashlib
 import json
@@ -17,28 +18,36 @@ import shutil
 import threading
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace as dc_replace
+from datetime import date
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
+import faiss
 import numpy as np
 
 from .articles import Article, LoadFailure
 from .chunking import ChunkSettings, chunk_text, split_sentences
 from .dates import find_dates
+from .entities import by_sentence as candidates_by_sentence, find_candidates
 from .embedding import Embedder, shared_embedder
 from .errors import (ArticleNotFound, EmptyIndex, IndexLocked, IndexMismatch, IndexNotFound,
                      InvalidInput)
 from .lexical import LexicalIndex
-from .retrieval import DEFAULT_MODE, Filters, FusionSettings, Hit, check_mode, retrieve
+from .rescore import ChunkContext
+from .retrieval import (DEFAULT_MODE, Filters, FusionSettings, Hit, check_mode, check_recency, prefer_recent,
+                        retrieve)
 from .store import PreparedArticle, Store
-from .vectors import VectorIndex
+from .timeframe import find_timeframe, parse_as_of
+from .terms import TermWeights
+from .vectors import APPROXIMATE_FROM, VectorIndex, sample_size
 from . import answering
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 DEFAULT_INDEX = "default"
 _NAME_OK = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 INGEST_BATCH = 64  # articles per SQLite transaction: bounded memory, progress that survives a crash
+BatchPreparer = Callable[[Iterator[list[Article]], "IngestReport"], Iterator[list[PreparedArticle]]]
 
 
 def index_root(index_dir: str | os.PathLike | None = None) -> Path:
@@ -62,6 +71,21 @@ def embed_input(title: str, chunk: str) -> str:
     return f"{title}\n{chunk}" if title and not chunk.startswith(title) else chunk
 
 
+@contextmanager
+def exclusive_lock(folder: Path, name: str, wait: bool = True) -> Iterator[None]:
+    """The index's `.write.lock` (fcntl.flock): one holder across threads and processes; the kernel
+    releases it when a holder dies. Not waiting, a busy lock raises IndexLocked."""
+    with open(folder / ".write.lock", "a+") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError as exc:
+            raise IndexLocked(f"index {name!r} is being written by another process") from exc
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 @dataclass
 class IngestReport:
     """What happened to each article: added, unchanged, replaced, failed (with reasons)."""
@@ -81,11 +105,30 @@ class IngestReport:
                 "seconds": round(self.seconds, 3)}
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Derived:
+    """One complete FAISS + BM25 state built from SQLite generation `generation`; never edited once shared."""
+
     generation: int
     vectors: VectorIndex
     lexical: LexicalIndex
+
+
+class _Pending:
+    """A writer's private FAISS copy: readers keep the last complete state until the writer swaps it in."""
+
+    def __init__(self, base: _Derived):
+        self.base = base
+        self.vectors: VectorIndex | None = None  # copied at the first change, so a no-op ingest copies nothing
+
+    def apply(self, removed: list[int], added: list[tuple[np.ndarray, np.ndarray]]) -> None:
+        """Remove and add chunk vectors in the copy, never in the state readers hold."""
+        if self.vectors is None:
+            self.vectors = copy.copy(self.base.vectors)
+            self.vectors.index = faiss.clone_index(self.base.vectors.index)
+        self.vectors.remove(removed)
+        for ids, vectors in added:
+            self.vectors.add(ids, vectors)
 
 
 class Archive:
@@ -119,10 +162,11 @@ class Archive:
             if not create:
                 raise IndexNotFound(f"no index named {name!r} in {path.parent}; build one with `newsrag ingest PATH --index {name}`")
             path.mkdir(parents=True, exist_ok=True)
-            embedder = shared_embedder(model)
-            archive = cls(path, embedder, chunking or ChunkSettings(), fusion or FusionSettings())
-            archive._write_manifest()
-            return archive
+            with exclusive_lock(path, name):  # two creators at once: one creates, the other opens it
+                if not manifest_path.exists():
+                    archive = cls(path, shared_embedder(model), chunking or ChunkSettings(), fusion or FusionSettings())
+                    archive._write_manifest()
+                    return archive
         manifest = json.loads(manifest_path.read_text())
         if manifest.get("format_version") != FORMAT_VERSION:
             raise IndexMismatch(
@@ -151,7 +195,7 @@ class Archive:
     def manifest(self) -> dict:
         return json.loads((self.path / "manifest.json").read_text())
 
-    def _write_manifest(self, derived_generation: int | None = None, index_type: str = VectorIndex.kind) -> None:
+    def _write_manifest(self, derived_generation: int | None = None, vectors: VectorIndex | None = None) -> None:
         store = self.store
         manifest = {
             "format_version": FORMAT_VERSION,
@@ -160,15 +204,19 @@ class Archive:
             "dimension": self.embedder.dimension,
             "chunker": {"target_tokens": self.chunking.target_tokens, "overlap_tokens": self.chunking.overlap_tokens,
                         "tokenizer": "cl100k_base"},
-            "index_type": index_type,
+            "index_type": vectors.kind if vectors is not None else "flat-ip",
+            "index_params": vectors.params if vectors is not None else {"metric": "inner_product"},
             "generation": store.generation,
             "derived_generation": derived_generation,
             "counts": {"articles": store.count("articles"), "chunks": store.count("chunks"),
                        "sentences": store.count("sentences")},
             "updated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
-        tmp = self.path / "manifest.json.tmp"
-        tmp.write_text(json.dumps(manifest, indent=2))
+        tmp = self.path / f".manifest.json.{os.getpid()}-{threading.get_ident()}.tmp"  # writers never share it
+        with open(tmp, "w") as fh:
+            fh.write(json.dumps(manifest, indent=2))
+            fh.flush()
+            os.fsync(fh.fileno())  # the manifest is needed to open the index: never a torn one
         os.replace(tmp, self.path / "manifest.json")
 
     # --- derived files (FAISS, BM25) ---------------------------------------------------------
@@ -176,42 +224,80 @@ class Archive:
         return self.path / f"derived-{generation}"
 
     def derived(self) -> _Derived:
-        """The FAISS and BM25 state for SQLite's current generation, reloaded when another writer moved it."""
-        generation = self.store.generation
+        """The last complete FAISS and BM25 state, never a half-written one.
+
+        When SQLite has moved on it is reloaded, unless a writer (in this process or another) holds
+        the lock: readers then keep answering from the state they have until the writer is done.
+        """
         current = self._derived
-        if current is not None and current.generation == generation:
+        if current is not None and (current.generation == self.store.generation or self._writer_busy()):
             return current
+        return self._refresh()
+
+    def _refresh(self, locked: bool = False) -> _Derived:
+        """Bring the state up to SQLite's generation; `locked`: the caller holds the write lock."""
         with self._reload_lock:
-            if self._derived is None or self._derived.generation != generation:
-                self._derived = self._load_or_rebuild(generation)
+            current = self._derived
+            if current is None or current.generation != self.store.generation:
+                self._derived = self._load_or_rebuild(locked)
             return self._derived
 
-    def _load_or_rebuild(self, generation: int) -> _Derived:
+    def _load_or_rebuild(self, locked: bool) -> _Derived:
+        """The published files for SQLite's generation, else (a crash between commit and publish, or
+        files removed under us by a newer writer) a rebuild from SQLite, published when no writer is busy."""
+        generation = self.store.generation
         folder = self._derived_dir(generation)
         if (folder / "complete").exists():
-            return _Derived(generation, VectorIndex.load(folder / "vectors.faiss"), LexicalIndex.load(folder / "bm25"))
-        derived = self._rebuild(generation)
+            try:
+                return _Derived(generation, VectorIndex.load(folder / "vectors.faiss"), LexicalIndex.load(folder / "bm25"))
+            except (OSError, RuntimeError, ValueError, EOFError):
+                pass  # replaced by a newer writer while we looked, or damaged on disk: rebuild
+        derived = self._rebuild()
+        if locked:
+            self._publish(derived)
+            return derived
         try:
             with self._write_lock(wait=False):
-                if self.store.generation == generation:
+                if self.store.generation == derived.generation:
                     self._publish(derived)
         except IndexLocked:
-            pass  # a writer is busy; it will publish its own generation
+            pass  # a writer is busy; it publishes its own generation
         return derived
 
-    def _rebuild(self, generation: int) -> _Derived:
-        vectors = VectorIndex.empty(self.embedder.dimension)
-        for ids, vecs in self.store.iter_chunk_vectors():
-            vectors.add(ids, vecs)
-        rows = list(self.store.iter_chunk_texts())
+    def _rebuild(self) -> _Derived:
+        """FAISS and BM25 from one SQLite read snapshot, stamped with that snapshot's generation."""
+        conn = self.store.connect()
+        conn.execute("BEGIN")  # one snapshot: a writer committing meanwhile cannot split vectors from texts
+        try:
+            generation = self.store.generation
+            vectors = VectorIndex.for_size(self.embedder.dimension, *self._training_sample())
+            for ids, vecs in self.store.iter_chunk_vectors():
+                vectors.add(ids, vecs)
+            rows = list(self.store.iter_chunk_texts())
+        finally:
+            conn.execute("COMMIT")
         lexical = LexicalIndex.build([r[0] for r in rows], [r[1] for r in rows])
         return _Derived(generation, vectors, lexical)
 
+    def _training_sample(self) -> tuple[int, np.ndarray | None]:
+        """The chunk count and, when it calls for an approximate index, an even sample of stored vectors
+        (one pass, bounded memory) to train it on."""
+        count = self.store.count("chunks")
+        if count < APPROXIMATE_FROM:
+            return count, None
+        step = max(count // sample_size(count), 1)
+        picked = [vecs[::step] for _, vecs in self.store.iter_chunk_vectors(batch=step * 1000)]
+        return count, np.vstack(picked)
+
     def _publish(self, derived: _Derived) -> None:
-        """Write derived files for a generation beside the old ones, then drop the old ones."""
+        """Write derived files beside the old ones, switch by rename, then drop the old ones.
+
+        Runs only under the write lock, so any other temporary folder is a dead writer's leftover.
+        """
+        for stale in self.path.glob(".tmp-derived-*"):
+            shutil.rmtree(stale, ignore_errors=True)
         folder = self._derived_dir(derived.generation)
         tmp = self.path / f".tmp-derived-{derived.generation}-{os.getpid()}"
-        shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir()
         derived.vectors.save(tmp / "vectors.faiss")
         derived.lexical.save(tmp / "bm25")
@@ -221,75 +307,94 @@ class Archive:
         for old in self.path.glob("derived-*"):
             if old != folder:
                 shutil.rmtree(old, ignore_errors=True)
-        self._write_manifest(derived.generation, derived.vectors.kind)
+        self._write_manifest(derived.generation, derived.vectors)
 
-    @contextmanager
-    def _write_lock(self, wait: bool = True) -> Iterator[None]:
-        """One writer at a time across processes; the kernel releases the lock if we die."""
+    def _write_lock(self, wait: bool = True):
+        """One writer at a time, across threads and processes."""
+        return exclusive_lock(self.path, self.name, wait)
+
+    def _writer_busy(self) -> bool:
+        """Whether a writer holds the lock now: a shared, non-blocking probe that never waits."""
         with open(self.path / ".write.lock", "a+") as fh:
             try:
-                fcntl.flock(fh, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
-            except BlockingIOError as exc:
-                raise IndexLocked(f"index {self.name!r} is being written by another process") from exc
-            try:
-                yield
-            finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
+                fcntl.flock(fh, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            return False  # closing the file drops the shared lock
 
     # --- writes ------------------------------------------------------------------------------
     def ingest(
         self,
         items: Iterable[Article | LoadFailure],
         progress: Callable[[int], None] | None = None,
+        prepare_batches: "BatchPreparer | None" = None,
     ) -> IngestReport:
-        """Add, replace or skip each article; commit in batches; publish derived files once."""
+        """Add, replace or skip each article; commit in batches; publish derived files once.
+
+        Readers keep the last complete state until the end, when the new one is swapped in whole.
+        Each batch is durable once committed; after a crash the index opens with those batches.
+        `prepare_batches` turns the stream of to-do batches into prepared batches, in order: by
+        default `_prepare` in this process; rag.distributed passes one that runs it on Ray workers.
+        """
         report = IngestReport()
         started = time.perf_counter()
         with self._write_lock():
-            derived = self.derived()
-            batch: list[Article] = []
-            seen: set[str] = set()
-            for item in items:
-                if isinstance(item, LoadFailure):
-                    report.failed.append(item)
-                    if progress:
-                        progress(1)
-                    continue
-                if item.id in seen:  # two sources with one id: the later wins, within one ingest
-                    batch = [a for a in batch if a.id != item.id]
-                seen.add(item.id)
-                batch.append(item)
-                if len(batch) >= INGEST_BATCH:
-                    self._ingest_batch(batch, derived, report, progress)
-                    batch = []
-            if batch:
-                self._ingest_batch(batch, derived, report, progress)
-            if report.added or report.replaced:
-                self._finish_write(derived)
+            pending = _Pending(self._refresh(locked=True))
+            prepare = prepare_batches or (lambda batches, rep: (self._prepare(b, rep) for b in batches))
+            for prepared in prepare(self._todo_batches(items, report, progress), report):
+                self._commit_batch(prepared, pending, report, progress)
+            if pending.vectors is not None:
+                self._finish_write(pending)
         report.seconds = time.perf_counter() - started
         return report
 
-    def _ingest_batch(self, batch: list[Article], derived: _Derived, report: IngestReport,
-                      progress: Callable[[int], None] | None) -> None:
+    def _todo_batches(self, items: Iterable[Article | LoadFailure], report: IngestReport,
+                      progress: Callable[[int], None] | None) -> Iterator[list[Article]]:
+        """Batches of articles that are new or changed; failures and unchanged ones go to the report."""
+        batch: list[Article] = []
+        seen: set[str] = set()
+        for item in items:
+            if isinstance(item, LoadFailure):
+                report.failed.append(item)
+                if progress:
+                    progress(1)
+                continue
+            if item.id in seen:  # two sources with one id: the later wins, within one ingest
+                batch = [a for a in batch if a.id != item.id]
+            seen.add(item.id)
+            batch.append(item)
+            if len(batch) >= INGEST_BATCH:
+                yield self._changed(batch, report, progress)
+                batch = []
+        if batch:
+            yield self._changed(batch, report, progress)
+
+    def _changed(self, batch: list[Article], report: IngestReport,
+                 progress: Callable[[int], None] | None) -> list[Article]:
+        """The articles of a batch whose content differs from what is stored."""
         existing = self.store.content_hashes(a.id for a in batch)
-        todo = [a for a in batch if existing.get(a.id) != a.content_hash]
-        report.unchanged.extend(a.id for a in batch if existing.get(a.id) == a.content_hash)
-        prepared = self._prepare(todo, report)
+        unchanged = [a.id for a in batch if existing.get(a.id) == a.content_hash]
+        report.unchanged.extend(unchanged)
+        if progress and unchanged:
+            progress(len(unchanged))
+        return [a for a in batch if existing.get(a.id) != a.content_hash]
+
+    def _commit_batch(self, prepared: list[PreparedArticle], pending: _Pending, report: IngestReport,
+                      progress: Callable[[int], None] | None) -> None:
+        """Commit one prepared batch in one SQLite transaction; `progress` hears of it once committed."""
         if not prepared:
-            if progress:
-                progress(len(batch))
             return
+        existing = self.store.content_hashes(p.article.id for p in prepared)
         new_ids, removed = self.store.write(prepared, [])
-        derived.vectors.remove(removed)
+        pending.apply(removed, [(np.asarray(new_ids[p.article.id], dtype=np.int64), p.chunk_vectors) for p in prepared])
         for p in prepared:
-            derived.vectors.add(np.asarray(new_ids[p.article.id], dtype=np.int64), p.chunk_vectors)
             (report.replaced if p.article.id in existing else report.added).append(p.article.id)
-        derived.generation = self.store.generation
         if progress:
-            progress(len(batch))
+            progress(len(prepared))
 
     def _prepare(self, articles: list[Article], report: IngestReport) -> list[PreparedArticle]:
-        """Chunk, split sentences, find dates and embed (reusing any vector already computed)."""
+        """Chunk, split sentences, find dates and answer candidates, and embed (reusing any vector
+        already computed)."""
         limit = self.embedder.max_tokens
         plans = []
         for a in articles:
@@ -307,11 +412,13 @@ class Archive:
             plans.append((a, chunks, chunk_inputs, sentences, sentence_inputs, dates))
         chunk_vecs = self._embed("chunks", [t for p in plans for t in p[2]])
         sent_vecs = self._embed("sentences", [t for p in plans for t in p[4]])
+        candidates = find_candidates([p[0].text for p in plans])
         out, ci, si = [], 0, 0
-        for a, chunks, chunk_inputs, sentences, sentence_inputs, dates in plans:
+        for (a, chunks, chunk_inputs, sentences, sentence_inputs, dates), found in zip(plans, candidates):
             out.append(PreparedArticle(
                 a, chunks, [embed_hash(t) for t in chunk_inputs], chunk_vecs[ci: ci + len(chunks)],
-                sentences, [embed_hash(t) for t in sentence_inputs], sent_vecs[si: si + len(sentences)], dates))
+                sentences, [embed_hash(t) for t in sentence_inputs], sent_vecs[si: si + len(sentences)], dates,
+                candidates_by_sentence(found, sentences)))
             ci += len(chunks)
             si += len(sentences)
             report.chunks += len(chunks)
@@ -329,22 +436,23 @@ class Archive:
             return np.zeros((0, self.embedder.dimension), dtype=np.float32)
         return np.vstack([cached[h] for h in hashes])
 
-    def _finish_write(self, derived: _Derived) -> None:
+    def _finish_write(self, pending: _Pending) -> None:
+        """BM25 for the committed state plus the writer's FAISS copy: swapped in for readers, then published."""
         rows = list(self.store.iter_chunk_texts())
-        derived.lexical = LexicalIndex.build([r[0] for r in rows], [r[1] for r in rows])
-        derived.generation = self.store.generation
+        lexical = LexicalIndex.build([r[0] for r in rows], [r[1] for r in rows])
+        derived = _Derived(self.store.generation, pending.vectors.fitted(), lexical)
+        self._derived = derived  # one assignment: readers see the old state or the new one, never a mix
         self._publish(derived)
-        self._derived = derived
 
     def delete(self, article_id: str) -> None:
-        """Remove an article with its chunks from SQLite, FAISS and BM25."""
+        """Remove an article with its chunks from SQLite, FAISS and BM25, in one transaction."""
         with self._write_lock():
-            derived = self.derived()
+            pending = _Pending(self._refresh(locked=True))
             if self.store.get_article(article_id) is None:
                 raise ArticleNotFound(f"no article {article_id!r} in index {self.name!r}")
             _, removed = self.store.write([], [article_id])
-            derived.vectors.remove(removed)
-            self._finish_write(derived)
+            pending.apply(removed, [])
+            self._finish_write(pending)
 
     # --- reads -------------------------------------------------------------------------------
     def get_article(self, article_id: str) -> Article:
@@ -359,43 +467,88 @@ class Archive:
         where, params = filters.to_sql()
         return self.store.chunk_ids_where(where, params)
 
+    def _scope(self, question: str, filters: Filters | None, as_of: date) -> tuple[np.ndarray | None, dict | None]:
+        """The allowed chunk ids, narrowed by a time the question names unless the caller set dates.
+
+        The automatic range keeps undated articles (their time is unknown) and is dropped, as
+        shown in the block's `applied`, when no dated article falls in it."""
+        frame = None if filters is not None and filters.has_dates() else find_timeframe(question, as_of)
+        if frame is None:
+            return self._allowed(filters), None
+        dated = dc_replace(filters or Filters(), date_from=frame.date_from, date_to=frame.date_to)
+        block = {**frame.to_json(), "include_undated": True}
+        if not len(self._allowed(dated)):
+            return self._allowed(filters), {**block, "applied": False}
+        return self._allowed(dc_replace(dated, include_undated=True)), {**block, "applied": True}
+
+    def _contexts(self, chunk_ids: list[int]) -> dict[int, ChunkContext]:
+        """Chunk text, stored sentences and their vectors, for the second stage."""
+        chunks = self.store.chunks_by_id(chunk_ids)
+        articles = self.store.get_articles(c.article_id for c in chunks.values())
+        spans: dict[str, list] = {}
+        for c in chunks.values():
+            spans.setdefault(c.article_id, []).append(c)
+        out = {}
+        for article_id, parts in spans.items():  # one read per article, however many of its chunks
+            stored = self.store.sentences_in(article_id, min(c.start for c in parts), max(c.end for c in parts))
+            text = articles[article_id].text
+            for c in parts:
+                rows = [r for r in stored if r.start >= c.start and r.end <= c.end]
+                vectors = np.vstack([r.vector for r in rows]) if rows else np.zeros((0, self.embedder.dimension), np.float32)
+                out[c.id] = ChunkContext(articles[article_id].title, text[c.start:c.end],
+                                         [text[r.start:r.end] for r in rows], vectors)
+        return out
+
     def search(
-        self, question: str, k: int = 5, mode: str | None = None, filters: Filters | None = None
+        self, question: str, k: int = 5, mode: str | None = None, filters: Filters | None = None,
+        recency: str | None = None, as_of: str | None = None,
     ) -> tuple[list[answering.Passage], dict, dict, np.ndarray]:
-        """Passages for a question, with the retrieval block, per-stage timings and the query vector."""
-        mode = check_mode(mode)
+        """Passages for a question, with the retrieval block, per-stage timings and the query vector.
+
+        `as_of` (ISO date, default today) anchors times named in the question and the recency boost."""
+        mode, recency, today = check_mode(mode), check_recency(recency), parse_as_of(as_of)
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
         derived = self.derived()
         if not len(derived.vectors):
             raise EmptyIndex(f"index {self.name!r} holds no articles yet; ingest some with `newsrag ingest PATH`")
-        allowed = self._allowed(filters)
+        allowed, time_filter = self._scope(question, filters, today)
         t1 = time.perf_counter()
         query_vector = self.embedder.encode_query(question)
         t2 = time.perf_counter()
-        hits = retrieve(mode, k * 3, query_vector, question, derived.vectors, derived.lexical, allowed, self.fusion)
+        hits = retrieve(mode, k * 3, query_vector, question, derived.vectors, derived.lexical, allowed, self.fusion,
+                        self._contexts)
         t3 = time.perf_counter()
         chunks = self.store.chunks_by_id(h.chunk_id for h in hits)
         articles = self.store.get_articles(c.article_id for c in chunks.values())
+        if recency == "prefer_recent":
+            dates = {cid: articles[c.article_id].date for cid, c in chunks.items() if c.article_id in articles}
+            hits = prefer_recent(hits, dates, today, self.fusion)
         passages = answering.build_passages(hits, chunks, articles, k)
         t4 = time.perf_counter()
         timings.update(filter=(t1 - t0) * 1e3, embed=(t2 - t1) * 1e3, retrieve=(t3 - t2) * 1e3, passages=(t4 - t3) * 1e3)
-        retrieval = {"mode": mode, "k": k, "candidates": len(hits), "filters": (filters.describe() if filters else {})}
+        retrieval = {"mode": mode, "k": k, "candidates": len(hits), "filters": (filters.describe() if filters else {}),
+                     "time_filter": time_filter, "as_of": today.isoformat(), "recency": recency}
         if mode == "hybrid":
             retrieval["fusion"] = self.fusion.describe()
+        if recency == "prefer_recent":
+            retrieval["recency_boost"] = {"max_share_of_score_range": self.fusion.recency_weight,
+                                          "half_life_days": self.fusion.recency_half_life_days}
         return passages, retrieval, timings, query_vector
 
-    def answer(self, question: str, k: int = 5, mode: str | None = None, filters: Filters | None = None) -> dict:
+    def answer(self, question: str, k: int = 5, mode: str | None = None, filters: Filters | None = None,
+               recency: str | None = None, as_of: str | None = None) -> dict:
         """The full answer document (the JSON the endpoint and `ask --json` return)."""
         started = time.perf_counter()
-        passages, retrieval, timings, query_vector = self.search(question, k, mode, filters)
+        passages, retrieval, timings, query_vector = self.search(question, k, mode, filters, recency, as_of)
         t0 = time.perf_counter()
-        answer = answering.choose_answer(
+        answer, reason = answering.choose_answer(
             question, query_vector, passages,
-            lambda p: self.store.sentences_in(p.article.id, p.start, p.end))
+            lambda p: self.store.sentences_in(p.article.id, p.start, p.end),
+            TermWeights.from_bm25(self.derived().lexical.retriever))
         timings["answer"] = (time.perf_counter() - t0) * 1e3
         timings["total"] = (time.perf_counter() - started) * 1e3
-        no_answer = None if answer else {"reason": "no passage holds a candidate sentence"}
+        no_answer = None if answer else {"reason": reason}
         return {
             "question": question,
             "answer": answer.to_json() if answer else None,
@@ -417,18 +570,31 @@ class Archive:
                 "chunker": {"target_tokens": self.chunking.target_tokens, "overlap_tokens": self.chunking.overlap_tokens}}
 
     def check(self) -> list[str]:
-        """Problems found when FAISS, BM25 and SQLite are compared (empty when they agree)."""
-        derived = self.derived()
-        sql_ids = {cid for ids, _ in self.store.iter_chunk_vectors() for cid in ids.tolist()}
-        faiss_ids = set(derived.vectors.ids().tolist())
+        """Problems found when FAISS, BM25 and SQLite are compared (empty when they agree).
+
+        Waits for a running writer, so it compares settled states.
+        """
+        with self._write_lock():
+            derived = self._refresh(locked=True)
+            sql_ids = {cid for ids, _ in self.store.iter_chunk_vectors() for cid in ids.tolist()}
+            conn = self.store.connect()
+            orphans = conn.execute(
+                "SELECT count(*) FROM chunks c LEFT JOIN articles a ON a.id = c.article_id WHERE a.id IS NULL").fetchone()[0]
+            chunkless = conn.execute(
+                "SELECT count(*) FROM articles a WHERE NOT EXISTS (SELECT 1 FROM chunks c WHERE c.article_id = a.id)"
+            ).fetchone()[0]
+        faiss_all = derived.vectors.ids().tolist()
+        faiss_ids = set(faiss_all)
         bm25_ids = set(derived.lexical.ids.tolist())
         problems = []
         if faiss_ids != sql_ids:
             problems.append(f"FAISS and SQLite differ: {len(faiss_ids - sql_ids)} ids only in FAISS, {len(sql_ids - faiss_ids)} only in SQLite")
         if bm25_ids != sql_ids:
             problems.append(f"BM25 and SQLite differ: {len(bm25_ids - sql_ids)} ids only in BM25, {len(sql_ids - bm25_ids)} only in SQLite")
-        orphans = self.store.connect().execute(
-            "SELECT count(*) FROM chunks c LEFT JOIN articles a ON a.id = c.article_id WHERE a.id IS NULL").fetchone()[0]
+        if len(faiss_all) != len(faiss_ids):
+            problems.append(f"FAISS holds {len(faiss_all) - len(faiss_ids)} duplicate ids")
         if orphans:
             problems.append(f"{orphans} chunks have no article")
+        if chunkless:
+            problems.append(f"{chunkless} articles have no chunks (a half-written article)")
         return problems

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import IO, Iterable, Iterator
 
 from .errors import LoadError
+from .validation import check_article_size, check_file_size
 
 SUPPORTED_SUFFIXES = (".txt", ".jsonl", ".html", ".htm")
 _DATE_HEADER = re.compile(r"\A\s*date[ \t]+(\d{4}-\d{2}-\d{2})[ \t]*")
@@ -85,6 +86,7 @@ def make_article(record: dict, default_id: str) -> Article:
     text = record.get("text")
     if not isinstance(text, str) or not text.strip():
         raise LoadError("record has no non-empty 'text'")
+    check_article_size(text)
     raw_id = record.get("id")
     article_id = clean_id(str(raw_id)) if raw_id not in (None, "") else clean_id(default_id)
     title = str(record.get("title") or "").strip() or first_sentence(text)
@@ -102,6 +104,7 @@ def make_article(record: dict, default_id: str) -> Article:
 
 def _read_text(path: Path) -> str:
     try:
+        check_file_size(path.stat().st_size)
         data = path.read_bytes()
     except OSError as exc:
         raise LoadError(f"cannot read: {exc.strerror or exc}") from exc

@@ -25,6 +25,11 @@ def _filter_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--from", dest="date_from", help="only articles dated on or after YYYY-MM-DD")
     parser.add_argument("--to", dest="date_to", help="only articles dated on or before YYYY-MM-DD")
     parser.add_argument("--source", help="only articles from this source")
+    parser.add_argument("--article", dest="article_ids", action="append", help="only this article (repeatable)")
+    parser.add_argument("--include-undated", action="store_true", help="keep undated articles under --from/--to")
+    parser.add_argument("--recency", choices=["none", "prefer_recent"], default="none",
+                        help="prefer_recent: a bounded boost for newer articles")
+    parser.add_argument("--as-of", dest="as_of", help="YYYY-MM-DD: 'today' for times named in the question")
 
 
 def sample_corpus_path() -> Path:
@@ -40,6 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("paths", nargs="*", help="files, folders, globs or -")
     p.add_argument("--sample", action="store_true", help="ingest the bundled sample corpus")
     p.add_argument("--engine", choices=["local", "ray"], default="local")
+    p.add_argument("--address", default=None, help="--engine ray: the Ray cluster to join (default: start a local one)")
+    p.add_argument("--workers", type=int, default=None, help="--engine ray: preparing actors (default: one per cluster CPU)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     _index_args(p)
 
@@ -54,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", help="serve the HTTP API and web page")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--shards", default=None, help="URL,URL: serve a front that merges these shard servers' /search")
     _index_args(p)
 
     p = sub.add_parser("stats", help="what the index holds")
@@ -102,7 +110,7 @@ def cmd_ingest(args) -> int:
     if args.engine == "ray":
         from .distributed import ingest_with_ray
 
-        report = ingest_with_ray(paths, args.index, args.index_dir)
+        report = ingest_with_ray(paths, args.index, args.index_dir, address=args.address, workers=args.workers)
     else:
         archive = Archive.open(args.index, args.index_dir, create=True)
         with tqdm(desc="ingest", unit="article", file=sys.stderr, dynamic_ncols=True) as bar:
@@ -122,7 +130,8 @@ def cmd_ingest(args) -> int:
 def _filters(args):
     from .retrieval import Filters
 
-    return Filters(date_from=args.date_from, date_to=args.date_to, source=args.source)
+    return Filters(date_from=args.date_from, date_to=args.date_to, source=args.source, article_ids=args.article_ids,
+                   include_undated=args.include_undated)
 
 
 def cmd_ask(args) -> int:
@@ -131,7 +140,8 @@ def cmd_ask(args) -> int:
 
     validate_question(args.question, args.k)
     archive = Archive.open(args.index, args.index_dir)
-    result = archive.answer(args.question, k=args.k, mode=args.mode, filters=_filters(args))
+    result = archive.answer(args.question, k=args.k, mode=args.mode, filters=_filters(args), recency=args.recency,
+                            as_of=args.as_of)
     if args.json:
         print(json.dumps(result, ensure_ascii=False, indent=2))
         return 0
@@ -172,8 +182,14 @@ def cmd_serve(args) -> int:
 
     from api.app import create_app
 
-    app = create_app(index=args.index, index_dir=args.index_dir, host=args.host)
-    print(f"newsrag: serving index {args.index!r} on http://{args.host}:{args.port}/", file=sys.stderr)
+    if args.shards:
+        from api.front import create_front
+
+        app = create_front([u for u in args.shards.split(",") if u])
+        print(f"newsrag: serving a front over {args.shards} on http://{args.host}:{args.port}/", file=sys.stderr)
+    else:
+        app = create_app(index=args.index, index_dir=args.index_dir, host=args.host)
+        print(f"newsrag: serving index {args.index!r} on http://{args.host}:{args.port}/", file=sys.stderr)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     return 0
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -39,7 +39,7 @@ CREATE TABLE IF NOT EXISTS sentences (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     article_id TEXT NOT NULL REFERENCES articles(id) ON DELETE CASCADE,
     start INTEGER NOT NULL, "end" INTEGER NOT NULL, embed_hash TEXT NOT NULL,
-    vector BLOB NOT NULL, dates TEXT NOT NULL DEFAULT '[]'
+    vector BLOB NOT NULL, dates TEXT NOT NULL DEFAULT '[]', candidates TEXT NOT NULL DEFAULT '[]'
 );
 CREATE INDEX IF NOT EXISTS sentences_article ON sentences(article_id, start);
 CREATE INDEX IF NOT EXISTS sentences_embed_hash ON sentences(embed_hash);
@@ -59,7 +59,8 @@ class ChunkRow:
 
 @dataclass(frozen=True)
 class SentenceRow:
-    """A stored sentence with its vector and the dates found in it (article-level offsets)."""
+    """A stored sentence with its vector, the dates found in it (article-level offsets) and its
+    answer candidates (rows of rag.entities.Candidate, offsets relative to the sentence start)."""
 
     id: int
     article_id: str
@@ -67,6 +68,7 @@ class SentenceRow:
     end: int
     vector: np.ndarray
     dates: list[dict]
+    candidates: list[list] = field(default_factory=list)
 
 
 def _blob(vector: np.ndarray) -> bytes:
@@ -205,10 +207,13 @@ class Store:
             yield ids, np.vstack([_vector(r[1]) for r in rows])
 
     def iter_chunk_texts(self) -> Iterator[tuple[int, str]]:
-        """All (chunk id, chunk text), for rebuilding BM25."""
+        """All (chunk id, BM25 document text), for rebuilding BM25: the title, then the chunk text
+        (the title alone is skipped when the chunk starts with it, as for the embedding input)."""
         cursor = self.connect().execute(
-            'SELECT c.id, substr(a.text, c.start + 1, c."end" - c.start) FROM chunks c'
-            " JOIN articles a ON a.id = c.article_id ORDER BY c.id"
+            'SELECT c.id, CASE WHEN a.title = \'\' OR substr(a.text, c.start + 1, length(a.title)) = a.title'
+            ' THEN substr(a.text, c.start + 1, c."end" - c.start)'
+            ' ELSE a.title || char(10) || substr(a.text, c.start + 1, c."end" - c.start) END'
+            " FROM chunks c JOIN articles a ON a.id = c.article_id ORDER BY c.id"
         )
         yield from cursor
 
@@ -229,11 +234,12 @@ class Store:
     def sentences_in(self, article_id: str, start: int, end: int) -> list[SentenceRow]:
         """Stored sentences lying inside `[start, end)` of an article."""
         rows = self.connect().execute(
-            'SELECT id, article_id, start, "end", vector, dates FROM sentences'
+            'SELECT id, article_id, start, "end", vector, dates, candidates FROM sentences'
             ' WHERE article_id=? AND start>=? AND "end"<=? ORDER BY start',
             (article_id, start, end),
         ).fetchall()
-        return [SentenceRow(r[0], r[1], r[2], r[3], _vector(r[4]), json.loads(r[5])) for r in rows]
+        return [SentenceRow(r[0], r[1], r[2], r[3], _vector(r[4]), json.loads(r[5]), json.loads(r[6]))
+                for r in rows]
 
     # --- writes -------------------------------------------------------------------------------
     def write(self, upserts: list["PreparedArticle"], deletes: list[str]) -> tuple[dict[str, list[int]], list[int]]:
@@ -270,11 +276,13 @@ class Store:
                     ids.append(cur.lastrowid)
                 new_ids[a.id] = ids
                 conn.executemany(
-                    'INSERT INTO sentences(article_id, start, "end", embed_hash, vector, dates) VALUES(?,?,?,?,?,?)',
+                    'INSERT INTO sentences(article_id, start, "end", embed_hash, vector, dates, candidates)'
+                    " VALUES(?,?,?,?,?,?,?)",
                     [
-                        (a.id, s, e, h, _blob(v), json.dumps(d))
-                        for (s, e), h, v, d in zip(
-                            prepared.sentences, prepared.sentence_hashes, prepared.sentence_vectors, prepared.sentence_dates
+                        (a.id, s, e, h, _blob(v), json.dumps(d), json.dumps(c, separators=(",", ":")))
+                        for (s, e), h, v, d, c in zip(
+                            prepared.sentences, prepared.sentence_hashes, prepared.sentence_vectors,
+                            prepared.sentence_dates, prepared.sentence_candidates,
                         )
                     ],
                 )
@@ -298,6 +306,7 @@ class PreparedArticle:
     sentence_hashes: list[str]
     sentence_vectors: np.ndarray
     sentence_dates: list[list[dict]]
+    sentence_candidates: list[list[list]]
 
 
 def _article(row) -> Article:

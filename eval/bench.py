@@ -1,0 +1,365 @@
+"""`newsrag bench ingest|query|vectors`: throughput, latency and memory figures, as JSON and Markdown.
+
+- ingest: `Archive.ingest` end to end on a fresh index beside the bare model encoding the same texts
+  in the same process (the ratio is the pipeline's overhead);
+- query: `/answer` and `/search` latency in-process and over HTTP (uvicorn on 127.0.0.1), one client
+  and N concurrent clients, plus the server's start-up time to its first answer and its resident memory;
+- vectors: the vector layer (`VectorIndex`, both kinds) and BM25 at synthetic sizes: build time,
+  resident bytes per chunk, search latency and recall@10 of the approximate index against exact search.
+
+Timings are noisy on a shared machine: every report carries the load average and core count.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+SQUAD = "../shared/eval/squad-v1.1-dev"
+PREBUILT = ".cache/prebuilt"
+
+
+def rss_bytes(pid: int | str = "self") -> int:
+    """Resident set size from /proc (VmRSS)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise OSError(f"no VmRSS for process {pid}")
+
+
+def machine() -> dict:
+    """What the figures ran on: cores and the load average at the time."""
+    return {"cores": os.cpu_count(), "load_average": [round(x, 2) for x in os.getloadavg()],
+            "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+
+
+def percentiles(ms: list[float]) -> dict:
+    a = np.asarray(ms)
+    return {"n": len(ms), "p50": round(float(np.percentile(a, 50)), 3), "p95": round(float(np.percentile(a, 95)), 3),
+            "p99": round(float(np.percentile(a, 99)), 3), "mean": round(float(a.mean()), 3)}
+
+
+def timed_calls(call: Callable[[str], object], items: list[str], clients: int) -> dict:
+    """Latency percentiles of `call` over `items` from `clients` threads at once, with throughput."""
+    def one(item: str) -> float:
+        t = time.perf_counter()
+        call(item)
+        return (time.perf_counter() - t) * 1e3
+
+    started = time.perf_counter()
+    if clients == 1:
+        ms = [one(i) for i in items]
+    else:
+        with ThreadPoolExecutor(clients) as pool:
+            ms = list(pool.map(one, items))
+    wall = time.perf_counter() - started
+    return {**percentiles(ms), "clients": clients, "queries_per_s": round(len(items) / wall, 2)}
+
+
+# --- ingest ----------------------------------------------------------------------------------------
+def bench_ingest(dataset: str, limit: int | None, work: Path, keep: bool) -> dict:
+    """Ingest `limit` SQuAD paragraphs into a fresh index, then encode the same texts with the bare model;
+    `keep` leaves the index (`bench-ingest` in `work`) for `bench query`."""
+    from eval.datasets import load_squad
+    from rag.archive import Archive, embed_input
+    from rag.chunking import split_sentences
+
+    articles = load_squad(dataset).articles[:limit]
+    shutil.rmtree(work / "bench-ingest", ignore_errors=True)
+    archive = Archive.open("bench-ingest", work, create=True)
+    embedder = archive.embedder
+    embedder.encode(["warm up the model before any clock starts"])
+    t = time.perf_counter()
+    report = archive.ingest(articles)
+    ingest_s = time.perf_counter() - t
+    by_id = {a.id: a for a in articles}
+    rows = archive.store.connect().execute('SELECT article_id, start, "end" FROM chunks ORDER BY id').fetchall()
+    chunk_texts = list(dict.fromkeys(embed_input(by_id[a].title, by_id[a].text[s:e]) for a, s, e in rows))
+    sentence_texts = list(dict.fromkeys(a.text[s:e] for a in articles for s, e in split_sentences(a.text)))
+    t = time.perf_counter()
+    embedder.encode(chunk_texts)
+    chunks_s = time.perf_counter() - t
+    t = time.perf_counter()
+    embedder.encode(sentence_texts)
+    sentences_s = time.perf_counter() - t
+    chunk_tokens = sum(embedder.count_model_tokens(x) for x in chunk_texts)
+    sentence_tokens = sum(embedder.count_model_tokens(x) for x in sentence_texts)
+    if not keep:
+        shutil.rmtree(work / "bench-ingest", ignore_errors=True)
+    return {
+        "machine": machine(), "dataset": dataset, "articles": len(articles), "chunks": report.chunks,
+        "chunk_texts": len(chunk_texts), "sentence_texts": len(sentence_texts),
+        "chunk_tokens": chunk_tokens, "sentence_tokens": sentence_tokens,
+        "pipeline": {"seconds": round(ingest_s, 2), "articles_per_s": round(len(articles) / ingest_s, 2),
+                     "chunks_per_s": round(report.chunks / ingest_s, 2),
+                     "chunk_tokens_per_s": round(chunk_tokens / ingest_s, 1)},
+        "bare_model": {"chunks_seconds": round(chunks_s, 2), "sentences_seconds": round(sentences_s, 2),
+                       "chunks_per_s": round(len(chunk_texts) / chunks_s, 2),
+                       "chunk_tokens_per_s": round(chunk_tokens / chunks_s, 1),
+                       "all_tokens_per_s": round((chunk_tokens + sentence_tokens) / (chunks_s + sentences_s), 1)},
+        "ratio_vs_chunks_only": round(chunks_s / ingest_s, 3),
+        "ratio_vs_all_embedded_texts": round((chunks_s + sentences_s) / ingest_s, 3),
+        "sentence_embedding_share_of_ingest": round(sentences_s / ingest_s, 3),
+    }
+
+
+# --- query -----------------------------------------------------------------------------------------
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def bench_query(index: str, index_dir: str, questions: list[str], clients: int) -> dict:
+    """In-process and HTTP latency of /answer and /search, one client and `clients` at once."""
+    import httpx
+
+    from rag.archive import Archive
+
+    archive = Archive.open(index, index_dir)
+    archive.answer("warm up")
+    chunks = len(archive.derived().vectors)
+    out: dict = {"machine": machine(), "index": index, "chunks": chunks, "index_type": archive.derived().vectors.kind,
+                 "questions": len(questions), "in_process": {}, "http": {}}
+    for name, call in (("answer", lambda q: archive.answer(q)), ("search", lambda q: archive.search(q))):
+        out["in_process"][name] = {"1": timed_calls(call, questions, 1),
+                                   str(clients): timed_calls(call, questions, clients)}
+    port = _free_port()
+    started = time.perf_counter()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "rag.cli", "serve", "--index", index, "--index-dir", index_dir, "--host", "127.0.0.1",
+         "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        with httpx.Client(base_url=url, timeout=30) as http:
+            while True:
+                if server.poll() is not None:
+                    raise RuntimeError(f"`newsrag serve` exited with status {server.returncode}")
+                try:
+                    if http.post("/answer", json={"question": questions[0]}).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    time.sleep(0.05)
+            out["server_start_to_first_answer_s"] = round(time.perf_counter() - started, 2)
+            for name in ("answer", "search"):
+                def call(q: str, name: str = name) -> None:
+                    with httpx.Client(base_url=url, timeout=30) as c:  # one connection per client thread
+                        c.post(f"/{name}", json={"question": q}).raise_for_status()
+                single = lambda q, name=name: http.post(f"/{name}", json={"question": q}).raise_for_status()
+                out["http"][name] = {"1": timed_calls(single, questions, 1),
+                                     str(clients): timed_calls(call, questions, clients)}
+        out["server_rss_bytes"] = rss_bytes(server.pid)
+        out["server_rss_bytes_per_chunk"] = round(out["server_rss_bytes"] / chunks, 1)
+    finally:
+        server.terminate()
+        server.wait(10)
+    return out
+
+
+# --- vectors and BM25 at synthetic sizes -------------------------------------------------------------
+def real_vectors(index: str, index_dir: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Chunk vectors (the base of the synthetic data), sentence vectors (the queries) and chunk texts,
+    read from the index's SQLite file opened read-only (any format version, never written)."""
+    import sqlite3
+
+    conn = sqlite3.connect(f"file:{Path(index_dir) / index / 'meta.sqlite'}?mode=ro", uri=True)
+    vectors = lambda sql: np.vstack([np.frombuffer(r[0], dtype=np.float32) for r in conn.execute(sql)])
+    base = vectors("SELECT vector FROM chunks ORDER BY id")
+    queries = vectors("SELECT vector FROM sentences ORDER BY id")
+    texts = [r[0] for r in conn.execute('SELECT substr(a.text, c.start + 1, c."end" - c.start) FROM chunks c '
+                                        "JOIN articles a ON a.id = c.article_id ORDER BY c.id")]
+    conn.close()
+    return base, queries, texts
+
+
+def synthetic(base: np.ndarray, start: int, stop: int, noise: float) -> np.ndarray:
+    """Rows start..stop: real vector `i % len(base)` plus Gaussian noise of norm ~`noise`, re-normalised.
+
+    Seeded by the row range, so the same rows come out on every call (built twice without storing them)."""
+    rng = np.random.default_rng(start)
+    x = base[np.arange(start, stop) % len(base)]
+    x = x + rng.standard_normal(x.shape).astype(np.float32) * (noise / np.sqrt(base.shape[1]))
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def _build(kind: str, base: np.ndarray, size: int, noise: float, nprobe: int | None):
+    from rag.vectors import VectorIndex, sample_size
+
+    rss0, t = rss_bytes(), time.perf_counter()
+    if kind == "flat-ip":
+        index = VectorIndex.empty(base.shape[1])
+    else:
+        step = max(size // sample_size(size), 1)
+        sample = np.vstack([synthetic(base, i, min(i + 100_000, size), noise)[::step] for i in range(0, size, 100_000)])
+        index = VectorIndex.approximate(base.shape[1], sample, size, nprobe)
+        del sample
+    for i in range(0, size, 100_000):
+        index.add(np.arange(i, min(i + 100_000, size)), synthetic(base, i, min(i + 100_000, size), noise))
+    return index, time.perf_counter() - t, rss_bytes() - rss0
+
+
+def bench_vectors(index: str, index_dir: str, sizes: list[int], noise: float, n_queries: int,
+                  nprobes: list[int], bm25_size: int) -> dict:
+    """Both index kinds at each size: build seconds, resident bytes per chunk, latency, recall@10."""
+    import faiss
+
+    base, queries, texts = real_vectors(index, index_dir)
+    queries = queries[np.random.default_rng(7).choice(len(queries), n_queries, replace=False)]
+    out: dict = {"machine": machine(), "faiss_threads": faiss.omp_get_max_threads(), "base_index": index,
+                 "base_vectors": len(base), "noise_norm": noise, "queries": n_queries,
+                 "queries_from": "stored sentence vectors of the base index", "sizes": []}
+    for size in sizes:
+        row: dict = {"chunks": size}
+        exact, build_s, rss = _build("flat-ip", base, size, noise, None)
+        truth = [[i for i, _ in exact.search(q, 10)] for q in queries]
+        row["flat-ip"] = {"build_s": round(build_s, 2), "rss_bytes_per_chunk": round(rss / size, 1),
+                          "search_ms": percentiles([_time(lambda q=q: exact.search(q, 10)) for q in queries])}
+        allowed = np.arange(0, size, 97)  # a filter keeping ~1% of chunks
+        row["flat-ip"]["filtered_1pct_ms"] = percentiles([_time(lambda q=q: exact.search(q, 10, allowed)) for q in queries])
+        del exact
+        approx, build_s, rss = _build("ivf-fp16", base, size, noise, None)
+        row["ivf-fp16"] = {"build_s": round(build_s, 2), "rss_bytes_per_chunk": round(rss / size, 1),
+                          "params": approx.params, "by_nprobe": {}}
+        for nprobe in sorted(set(nprobes + [approx.params["nprobe"]])):
+            approx.index.nprobe = min(nprobe, approx.index.nlist)
+            found = [[i for i, _ in approx.search(q, 10)] for q in queries]
+            recall = float(np.mean([len(set(f) & set(t)) / 10 for f, t in zip(found, truth)]))
+            row["ivf-fp16"]["by_nprobe"][str(nprobe)] = {
+                "recall@10": round(recall, 4),
+                "search_ms": percentiles([_time(lambda q=q: approx.search(q, 10)) for q in queries])}
+        approx.index.nprobe = row["ivf-fp16"]["params"]["nprobe"]
+        row["ivf-fp16"]["filtered_1pct_ms"] = percentiles([_time(lambda q=q: approx.search(q, 10, allowed)) for q in queries])
+        del approx
+        out["sizes"].append(row)
+        print(f"newsrag bench: vectors at {size} chunks done", file=sys.stderr)
+    out["bm25"] = bench_bm25(texts, bm25_size, n_queries)
+    return out
+
+
+def _time(call: Callable[[], object]) -> float:
+    t = time.perf_counter()
+    call()
+    return (time.perf_counter() - t) * 1e3
+
+
+def bench_bm25(texts: list[str], size: int, n_queries: int) -> dict:
+    """BM25 over `size` chunk texts: the real ones repeated, each copy with a distinct marker word and
+    its sentences rotated, so no two documents are identical."""
+    from rag.lexical import LexicalIndex
+
+    docs = []
+    for i in range(size):
+        parts = texts[i % len(texts)].split(". ")
+        turn = (i // len(texts)) % max(len(parts), 1)
+        docs.append(". ".join(parts[turn:] + parts[:turn]) + f" copy{i // len(texts)}")
+    rss0, t = rss_bytes(), time.perf_counter()
+    lexical = LexicalIndex.build(list(range(size)), docs)
+    build_s = time.perf_counter() - t
+    rss = rss_bytes() - rss0
+    questions = [" ".join(texts[j].split()[:8]) + "?" for j in np.random.default_rng(3).choice(len(texts), n_queries)]
+    return {"chunks": size, "build_s": round(build_s, 2), "rss_bytes_per_chunk": round(rss / size, 1),
+            "search_ms": percentiles([_time(lambda q=q: lexical.search(q, 100)) for q in questions]),
+            "query_from": "the first 8 words of a real chunk, with '?'"}
+
+
+# --- output ------------------------------------------------------------------------------------------
+def markdown(kind: str, result: dict) -> str:
+    """A short table of the headline figures; the JSON holds everything."""
+    m = result["machine"]
+    head = f"{m['cores']} cores, load average {m['load_average']}, {m['time']}\n\n"
+    if kind == "ingest":
+        p, b = result["pipeline"], result["bare_model"]
+        return head + "\n".join([
+            "| measure | value |", "|---|---|",
+            f"| articles / chunks / sentences | {result['articles']} / {result['chunks']} / {result['sentence_texts']} |",
+            f"| pipeline: articles/s, chunks/s, chunk tokens/s | {p['articles_per_s']}, {p['chunks_per_s']}, {p['chunk_tokens_per_s']} |",
+            f"| bare model: chunks/s, chunk tokens/s | {b['chunks_per_s']}, {b['chunk_tokens_per_s']} |",
+            f"| ratio vs chunks only | {result['ratio_vs_chunks_only']} |",
+            f"| ratio vs all embedded texts (chunks + sentences) | {result['ratio_vs_all_embedded_texts']} |",
+            f"| sentence embedding share of ingest time | {result['sentence_embedding_share_of_ingest']} |"]) + "\n"
+    if kind == "query":
+        lines = ["| where | endpoint | clients | p50 ms | p95 ms | p99 ms | q/s |", "|---|---|---|---|---|---|---|"]
+        for where in ("in_process", "http"):
+            for name, by in result[where].items():
+                for c, r in by.items():
+                    lines.append(f"| {where} | /{name} | {c} | {r['p50']} | {r['p95']} | {r['p99']} | {r['queries_per_s']} |")
+        return (head + f"index {result['index']} ({result['chunks']} chunks, {result['index_type']}); start-up to "
+                f"first answer {result['server_start_to_first_answer_s']} s; server RSS "
+                f"{result['server_rss_bytes'] / 2**20:.0f} MiB ({result['server_rss_bytes_per_chunk']:.0f} B/chunk)\n\n"
+                + "\n".join(lines) + "\n")
+    lines = ["| chunks | index | params | build s | RSS B/chunk | recall@10 | p50 ms | p99 ms | 1%-filter p50 ms |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for row in result["sizes"]:
+        f = row["flat-ip"]
+        lines.append(f"| {row['chunks']} | flat-ip | exact | {f['build_s']} | {f['rss_bytes_per_chunk']} | 1.0 | "
+                     f"{f['search_ms']['p50']} | {f['search_ms']['p99']} | {f['filtered_1pct_ms']['p50']} |")
+        a = row["ivf-fp16"]
+        for nprobe, r in a["by_nprobe"].items():
+            lines.append(f"| {row['chunks']} | ivf-fp16 | nlist {a['params']['nlist']}, nprobe {nprobe} | {a['build_s']} | "
+                         f"{a['rss_bytes_per_chunk']} | {r['recall@10']} | {r['search_ms']['p50']} | {r['search_ms']['p99']} | "
+                         f"{a['filtered_1pct_ms']['p50'] if int(nprobe) == a['params']['nprobe'] else ''} |")
+    b = result["bm25"]
+    lines.append(f"\nBM25 over {b['chunks']} chunks: build {b['build_s']} s, {b['rss_bytes_per_chunk']} B/chunk, "
+                 f"search p50 {b['search_ms']['p50']} ms, p99 {b['search_ms']['p99']} ms.")
+    return head + "\n".join(lines) + "\n"
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="newsrag bench", description=__doc__.split("\n")[0])
+    sub = p.add_subparsers(dest="what", required=True)
+    i = sub.add_parser("ingest", help="pipeline ingest throughput beside the bare model")
+    i.add_argument("--dataset", default=SQUAD, help=f"a SQuAD JSON file or folder (default {SQUAD})")
+    i.add_argument("--limit", type=int, default=300, help="paragraphs (articles) to ingest (default 300)")
+    i.add_argument("--work-dir", default=".cache/bench", help="where the throw-away index is built")
+    i.add_argument("--keep", action="store_true", help="keep the index (bench-ingest) for `bench query`")
+    q = sub.add_parser("query", help="/answer and /search latency, in-process and over HTTP")
+    q.add_argument("--index", default="bench-ingest", help="default: the index `bench ingest --keep` left")
+    q.add_argument("--index-dir", default=".cache/bench")
+    q.add_argument("--dataset", default=SQUAD, help="SQuAD file or folder the questions come from")
+    q.add_argument("--questions", type=int, default=100)
+    q.add_argument("--clients", type=int, default=8)
+    v = sub.add_parser("vectors", help="vector search and BM25 at synthetic sizes")
+    v.add_argument("--index", default="scifact", help="prebuilt index whose real vectors seed the synthetic ones")
+    v.add_argument("--index-dir", default=PREBUILT)
+    v.add_argument("--sizes", default="10000,100000,1000000")
+    v.add_argument("--noise", type=float, default=0.3, help="norm of the Gaussian noise added to each real vector")
+    v.add_argument("--queries", type=int, default=200)
+    v.add_argument("--nprobe", default="8,16,32,64", help="nprobe values to measure recall at")
+    v.add_argument("--bm25-size", type=int, default=100_000)
+    for s in (i, q, v):
+        s.add_argument("--out", required=True, help="folder for <what>.json and <what>.md")
+    return p
+
+
+def main(argv: list[str]) -> int:
+    """Entry point from `eval.cli`: argv is what follows `newsrag bench`."""
+    args = _parser().parse_args(argv)
+    if args.what == "ingest":
+        result = bench_ingest(args.dataset, args.limit, Path(args.work_dir), args.keep)
+    elif args.what == "query":
+        from eval.datasets import load_squad
+
+        questions = [q.question for q in load_squad(args.dataset).questions][: args.questions]
+        result = bench_query(args.index, args.index_dir, questions, args.clients)
+    else:
+        result = bench_vectors(args.index, args.index_dir, [int(s) for s in args.sizes.split(",")], args.noise,
+                               args.queries, [int(s) for s in args.nprobe.split(",")], args.bm25_size)
+    result["command"] = "newsrag bench " + " ".join(argv)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{args.what}.json").write_text(json.dumps(result, indent=2))
+    table = markdown(args.what, result)
+    (out / f"{args.what}.md").write_text(table)
+    print(table)
+    return 0

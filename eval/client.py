@@ -1,0 +1,111 @@
+"""The two ways the harness asks questions: in-process through `rag.Archive`, or over HTTP.
+
+Both return the public JSON shapes (`/search` and `/answer`), so scoring never depends on which
+path produced them, and both add a `wall` stage: the time the caller waited for the reply.
+"""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+
+from rag.archive import Archive
+from rag.errors import NewsragError
+from rag.retrieval import Filters
+
+
+class ServerError(NewsragError):
+    """The server under evaluation could not be reached or refused a request."""
+
+    code = "server_error"
+
+
+def _filters(spec: dict | None) -> Filters | None:
+    """A question's filters object (the API's `filters` body) as `rag.retrieval.Filters`."""
+    if not spec:
+        return None
+    ids = spec.get("article_ids")
+    return Filters(date_from=spec.get("date_from"), date_to=spec.get("date_to"), source=spec.get("source"),
+                   article_ids=tuple(ids) if ids else None,
+                   include_undated=bool(spec.get("include_undated", False)))
+
+
+def _about_k(message: str) -> bool:
+    """Whether a refusal is about `k` (pydantic's `k: ...` or the library's `k must ...`)."""
+    return message.startswith("k:") or "k must" in message
+
+
+class LocalClient:
+    """Asks an opened `Archive` directly, exactly as the API handlers do."""
+
+    def __init__(self, archive: Archive):
+        self.archive = archive
+
+    def describe(self) -> dict:
+        return {"via": "in-process", "index": self.archive.name, "index_dir": str(self.archive.path.parent)}
+
+    def search(self, question: str, k: int, mode: str, filters: dict | None) -> dict:
+        """The `/search` document for a question."""
+        started = time.perf_counter()
+        passages, retrieval, timings, _ = self.archive.search(question, k, mode, _filters(filters))
+        timings["wall"] = (time.perf_counter() - started) * 1e3
+        return {"question": question, "passages": [p.to_json() for p in passages], "retrieval": retrieval,
+                "timings_ms": {name: round(v, 3) for name, v in timings.items()}}
+
+    def answer(self, question: str, k: int, mode: str, filters: dict | None, as_of: str | None) -> dict:
+        """The `/answer` document; `as_of` is passed only when the question sets one."""
+        started = time.perf_counter()
+        extra = {"as_of": as_of} if as_of else {}
+        result = self.archive.answer(question, k=k, mode=mode, filters=_filters(filters), **extra)
+        result["timings_ms"]["wall"] = round((time.perf_counter() - started) * 1e3, 3)
+        return result
+
+
+class HttpClient:
+    """Drives a running `newsrag serve` through its public routes."""
+
+    def __init__(self, url: str, timeout_s: float = 60.0):
+        self.url = url.rstrip("/")
+        self.http = httpx.Client(base_url=self.url, timeout=timeout_s)
+
+    def health(self) -> dict:
+        """`GET /health`, or ServerError saying how to start a server."""
+        try:
+            response = self.http.get("/health")
+        except httpx.HTTPError as exc:
+            raise ServerError(f"cannot reach {self.url}: {exc}; start one with `newsrag serve`") from exc
+        if response.status_code != 200:
+            raise ServerError(f"{self.url}/health answered {response.status_code}: {response.text[:200]}")
+        return response.json()
+
+    def describe(self) -> dict:
+        health = self.health()
+        return {"via": "http", "url": self.url, "index": health.get("index"), "articles": health.get("articles")}
+
+    def search(self, question: str, k: int, mode: str, filters: dict | None) -> dict:
+        return self._post("/search", {"question": question, "k": k, "mode": mode, "filters": filters})
+
+    def answer(self, question: str, k: int, mode: str, filters: dict | None, as_of: str | None) -> dict:
+        return self._post("/answer", {"question": question, "k": k, "mode": mode, "filters": filters,
+                                      "as_of": as_of})
+
+    def _post(self, path: str, body: dict) -> dict:
+        """POST a question; a refusal becomes ServerError quoting the server's error message."""
+        body = {key: value for key, value in body.items() if value is not None}
+        started = time.perf_counter()
+        try:
+            response = self.http.post(path, json=body)
+        except httpx.HTTPError as exc:
+            raise ServerError(f"POST {self.url}{path} failed: {exc}") from exc
+        wall = (time.perf_counter() - started) * 1e3
+        if response.status_code != 200:
+            try:
+                message = response.json()["error"]["message"]
+            except (ValueError, KeyError, TypeError):
+                message = response.text[:200]
+            hint = " (start the server with NEWSRAG_MAX_K=100, or pass a smaller --k)" if _about_k(message) else ""
+            raise ServerError(f"POST {self.url}{path} answered {response.status_code}: {message}{hint}")
+        result = response.json()
+        result.setdefault("timings_ms", {})["wall"] = round(wall, 3)
+        return result

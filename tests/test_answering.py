@@ -1,0 +1,159 @@
+"""Answers over the real sample index: sentence, span, dates on the calendar, abstention, citations."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from eval.metrics import normalize_answer
+from rag.answering import load_model
+from rag.entities import NP, find_candidates
+from rag.retrieval import Filters
+from rag.question_types import AMOUNT, COUNT, DATE, PERSON, PLACE, classify
+from rag.spans import with_dates
+from rag.entities import Candidate
+from rag.terms import TermWeights, content_stems
+
+QUESTIONS = [json.loads(line) for line in
+             (Path(__file__).parent / "data" / "sample_questions.jsonl").read_text().splitlines() if line.strip()]
+ANSWERABLE = [q for q in QUESTIONS if q["answers"]]
+UNANSWERABLE = [q for q in QUESTIONS if not q["answers"]]
+USER_ARTICLE = "2025-10-07-india-russia-summit"
+
+
+def _ask(archive, question: str) -> dict:
+    return archive.answer(question, k=5)
+
+
+def test_putin_visit_span_and_date(archive):
+    doc = _ask(archive, "When is Putin's visit to India expected?")
+    answer = doc["answer"]
+    assert answer is not None, doc["no_answer"]
+    assert answer["article_id"] == USER_ARTICLE
+    assert "December 5" in answer["span"]["text"]
+    assert answer["dates"][0]["resolved"] == "2025-12-05"
+    assert answer["dates"][0]["approximate"] is True
+    assert doc["no_answer"] is None
+
+
+@pytest.mark.parametrize("question, day", [
+    ("On what date did Putin call Modi for Modi's birthday?", "2025-09-17"),
+    ("When is Putin expected to visit India for the annual summit?", "2025-12-05"),
+    ("When did Putin last visit India?", "2021"),
+])
+def test_dates_in_the_user_article_resolve_to_the_right_day(archive, question, day):
+    """Questions about the user's article (filtered to it): the answer's first date is the right day."""
+    answer = archive.answer(question, k=5, filters=Filters(article_ids=(USER_ARTICLE,)))["answer"]
+    assert answer is not None and answer["article_id"] == USER_ARTICLE
+    assert answer["dates"][0]["resolved"] == day
+    assert answer["span"] is not None and answer["dates"][0]["start"] < answer["span"]["end"]
+
+
+# Answered from near-miss articles: q27 (the 2025 Tour de France) from the marathon's "won the men's
+# race", q28 (the price of gold) from a central bank's "consumer price growth". The abstention threshold
+# is calibrated on SQuAD 2.0 (eval/RESULTS.md, Answers), not on these questions.
+KNOWN_MISSES = {"q27", "q28"}
+
+
+@pytest.mark.parametrize("q", [
+    pytest.param(q, marks=pytest.mark.xfail(strict=True, reason="answered from a near-miss article"))
+    if q["id"] in KNOWN_MISSES else q for q in UNANSWERABLE], ids=lambda q: q["id"])
+def test_unanswerable_question_abstains_with_a_reason_and_keeps_passages(archive, q):
+    doc = _ask(archive, q["question"])
+    assert doc["answer"] is None
+    assert isinstance(doc["no_answer"]["reason"], str) and doc["no_answer"]["reason"]
+    assert doc["passages"], "the nearest passages are still listed"
+
+
+def test_offsets_slice_the_article_exactly(archive):
+    for q in ANSWERABLE:
+        answer = _ask(archive, q["question"])["answer"]
+        if answer is None:
+            continue
+        text = archive.get_article(answer["article_id"]).text
+        assert text[answer["start"]:answer["end"]] == answer["text"]
+        span = answer["span"]
+        if span is not None:
+            assert text[span["start"]:span["end"]] == span["text"]
+            assert answer["start"] <= span["start"] < span["end"] <= answer["end"]
+        for d in answer["dates"]:
+            assert text[d["start"]:d["end"]] == d["text"]
+            assert answer["start"] <= d["start"] < d["end"] <= answer["end"]
+
+
+def test_most_sample_questions_are_answered_from_the_right_sentence(archive):
+    """A regression floor, not a figure (those are in eval/RESULTS.md): the answer sentence holds a gold
+    answer for at least half of the answerable sample questions, and the span for 40%."""
+    hits, spans = 0, 0
+    for q in ANSWERABLE:
+        answer = _ask(archive, q["question"])["answer"]
+        if answer is None:
+            continue
+        golds = [normalize_answer(g) for g in q["answers"]]
+        hits += any(g in normalize_answer(answer["text"]) for g in golds)
+        spans += bool(answer["span"]) and any(g in normalize_answer(answer["span"]["text"]) for g in golds)
+    assert hits >= 0.5 * len(ANSWERABLE)
+    assert spans >= 0.4 * len(ANSWERABLE)
+
+
+def test_passages_have_distinct_texts_and_one_citation_per_article(archive):
+    for q in QUESTIONS:
+        passages = _ask(archive, q["question"])["passages"]
+        texts = [p["text"] for p in passages]
+        assert len(texts) == len(set(texts))
+        by_article: dict[str, set[int]] = {}
+        for p in passages:
+            by_article.setdefault(p["article_id"], set()).add(p["citation"])
+            assert archive.get_article(p["article_id"]).text[p["start"]:p["end"]] == p["text"]
+        assert all(len(c) == 1 for c in by_article.values())
+        numbers = sorted({c for cs in by_article.values() for c in cs})
+        assert numbers == list(range(1, len(numbers) + 1))
+        spans = sorted((p["article_id"], p["start"], p["end"]) for p in passages)
+        for (a1, _, e1), (a2, s2, _) in zip(spans, spans[1:]):
+            assert a1 != a2 or e1 < s2, "passages of one article never overlap"
+
+
+@pytest.mark.parametrize("question, kind", [
+    ("When did the bridge close?", DATE),
+    ("What year was the treaty signed?", DATE),
+    ("Who is the city engineer?", PERSON),
+    ("Which company bought Daily Larder?", PERSON),
+    ("Where was the festival held?", PLACE),
+    ("How many people watched the match?", COUNT),
+    ("How much did the council approve?", AMOUNT),
+])
+def test_question_types(question, kind):
+    assert classify(question).kind == kind
+
+
+def test_candidates_hold_entities_and_noun_phrases():
+    text = "Russian foreign minister Sergey Lavrov is expected to travel to New Delhi next month."
+    (found,) = find_candidates([text])
+    labels = {text[c.start:c.end]: c.label for c in found}
+    assert labels["Sergey Lavrov"] == "PERSON"
+    assert labels["New Delhi"] == "GPE"
+    assert any(c.kinds & NP and text[c.start:c.end].endswith("Sergey Lavrov") for c in found)
+    for c in found:
+        assert Candidate.from_row(c.to_row(10), 10) == c
+
+
+def test_date_expressions_join_the_candidates_with_their_qualifier():
+    parsed = [Candidate(10, 20, 1, "DATE", "PROPN", "pobj", 3, 9)]
+    dates = [{"start": 3, "end": 20, "text": "around December 5"}, {"start": 10, "end": 20, "text": "December 5"}]
+    merged = {(c.start, c.end): c for c in with_dates(parsed, dates)}
+    assert set(merged) == {(3, 20), (10, 20)}
+    assert merged[(10, 20)].label == "DATE" and merged[(10, 20)].kinds & 16 and merged[(10, 20)].kinds & 1
+
+
+def test_term_weights_favour_rare_stems(archive):
+    weights = TermWeights.from_bm25(archive.derived().lexical.retriever)
+    rare, common = content_stems("Lavrov said")
+    assert weights.idf(rare) > weights.idf(common) > 0
+
+
+def test_shipped_model_is_fitted():
+    model = load_model()
+    assert model.top_passages >= 1
+    assert len(model.span.weights) > 20 and len(model.sentence.weights) >= 5 and model.abstain.weights

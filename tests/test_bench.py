@@ -1,0 +1,72 @@
+"""A tiny run of each benchmark through `newsrag bench` (real model, FAISS, server): shapes, not speeds."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from rag.cli import main
+
+PARAGRAPHS = [
+    ("Harbour", "The harbour flooded in March 2021 after three days of rain. Boats were moved inland. "
+                "The mayor, Ana Ruiz, thanked the volunteers."),
+    ("Council", "The city council voted on the new tax on 4 May 2022. Nine members voted in favour. "
+                "The tax funds the tram line."),
+    ("Bridge", "Engineers opened the Kell bridge in 2019. It cost 40 million euros. "
+               "It links the old town to the port."),
+]
+
+
+@pytest.fixture(scope="module")
+def squad_file(tmp_path_factory):
+    data = {"data": [{"title": t, "paragraphs": [{"context": c, "qas": [
+        {"id": f"{t}-q", "question": f"What happened at the {t.lower()}?",
+         "answers": [{"text": c.split(".")[0], "answer_start": 0}]}]}]} for t, c in PARAGRAPHS]}
+    path = tmp_path_factory.mktemp("squad") / "dev.json"
+    path.write_text(json.dumps(data))
+    return path
+
+
+@pytest.fixture(scope="module")
+def kept_index(squad_file, tmp_path_factory):
+    work = tmp_path_factory.mktemp("bench")
+    out = work / "out"
+    assert main(["bench", "ingest", "--dataset", str(squad_file), "--limit", "3", "--work-dir", str(work),
+                 "--keep", "--out", str(out)]) == 0
+    return work, json.loads((out / "ingest.json").read_text()), (out / "ingest.md").read_text()
+
+
+def test_ingest_report(kept_index):
+    _, report, table = kept_index
+    assert report["articles"] == 3 and report["chunks"] >= 3 and report["sentence_texts"] >= 9
+    assert report["pipeline"]["chunks_per_s"] > 0 and report["bare_model"]["chunks_per_s"] > 0
+    assert 0 < report["ratio_vs_chunks_only"] < report["ratio_vs_all_embedded_texts"]
+    assert report["machine"]["cores"] >= 1 and "ratio vs chunks only" in table
+
+
+def test_query_report_in_process_and_http(kept_index, squad_file, tmp_path):
+    work, _, _ = kept_index
+    assert main(["bench", "query", "--index", "bench-ingest", "--index-dir", str(work), "--dataset", str(squad_file),
+                 "--questions", "3", "--clients", "2", "--out", str(tmp_path)]) == 0
+    report = json.loads((tmp_path / "query.json").read_text())
+    for where in ("in_process", "http"):
+        for endpoint in ("answer", "search"):
+            for clients in ("1", "2"):
+                row = report[where][endpoint][clients]
+                assert row["n"] == 3 and 0 < row["p50"] <= row["p95"] <= row["p99"]
+    assert report["server_start_to_first_answer_s"] > 0 and report["server_rss_bytes"] > 10 * 2**20
+
+
+def test_vectors_report(kept_index, tmp_path):
+    work, _, _ = kept_index
+    assert main(["bench", "vectors", "--index", "bench-ingest", "--index-dir", str(work), "--sizes", "200,400",
+                 "--queries", "5", "--nprobe", "1,4", "--bm25-size", "300", "--out", str(tmp_path)]) == 0
+    report = json.loads((tmp_path / "vectors.json").read_text())
+    assert [r["chunks"] for r in report["sizes"]] == [200, 400]
+    for row in report["sizes"]:
+        by = row["ivf-fp16"]["by_nprobe"]
+        assert all(0 <= r["recall@10"] <= 1 for r in by.values())
+        assert by[str(row["ivf-fp16"]["params"]["nprobe"])]["recall@10"] >= by["1"]["recall@10"]
+    assert report["bm25"]["chunks"] == 300 and report["bm25"]["search_ms"]["p50"] > 0
+    assert "flat-ip" in (tmp_path / "vectors.md").read_text()
