@@ -18,6 +18,12 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 install: $(STAMP)
 
+# The tests also cover the optional Ray engine, so `make test` installs that extra too.
+TEST_STAMP := $(VENV)/.installed-test
+$(TEST_STAMP): $(STAMP)
+	$(BIN)/pip install -q -e ".[dev,distributed]"
+	touch $(TEST_STAMP)
+
 sample-index: install
 	@if [ ! -f indexes/default/manifest.json ]; then $(BIN)/newsrag ingest --sample; fi
 
@@ -33,7 +39,7 @@ browser:
 	  else echo "chromium is missing: install Debian's chromium as root, else the browser test skips"; fi; \
 	fi
 
-test: install browser
+test: $(TEST_STAMP) browser
 	$(BIN)/python -m pytest -q
 
 clean:

@@ -1,4 +1,4 @@
-"""`newsrag eval ...` and `newsrag eval compare A.json B.json` (and, later, `newsrag bench`).
+"""`newsrag eval ...` and `newsrag eval compare A.json B.json`; `newsrag bench ...` is handed to eval/bench.py.
 
 The Markdown table goes to stdout; progress bars, the index in use and the report's location go to
 stderr. Errors are one line on stderr with exit status 2.

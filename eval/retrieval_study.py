@@ -331,11 +331,14 @@ def _check(args) -> int:
             passages, _, timings, _ = archive.search(q.question, args.k, mode)
             retrieve_ms.append(timings["retrieve"])
             ranked[q.id] = list(dict.fromkeys(p.article.id for p in passages))
-        figures = {k: round(v, 4) for k, v in ranking_metrics(qrels, run_from_ranking(ranked)).items()}
-        print(json.dumps({"index": args.index, "split": args.split, "mode": mode,
-                          "rerank": archive.fusion.rerank if mode == "hybrid" else None, "n": len(qrels), "k": args.k,
-                          "metrics": figures, "retrieve_ms_p50": round(float(np.percentile(retrieve_ms, 50)), 1)}),
-              flush=True)
+        halves_ids = {"tune": {dataset.questions[i].id for i in tune}, "test": {dataset.questions[i].id for i in test}}
+        for part in ([args.split] if args.split != "all" or args.limit else ["all", "tune", "test"]):
+            judged = {q: r for q, r in qrels.items() if part == "all" or q in halves_ids[part]}
+            figures = {k: round(v, 4) for k, v in ranking_metrics(judged, run_from_ranking(ranked)).items()}
+            print(json.dumps({"index": args.index, "split": part, "mode": mode,
+                              "rerank": archive.fusion.rerank if mode == "hybrid" else None, "n": len(judged),
+                              "k": args.k, "metrics": figures,
+                              "retrieve_ms_p50": round(float(np.percentile(retrieve_ms, 50)), 1)}), flush=True)
     return 0
 
 

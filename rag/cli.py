@@ -47,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--engine", choices=["local", "ray"], default="local")
     p.add_argument("--address", default=None, help="--engine ray: the Ray cluster to join (default: start a local one)")
     p.add_argument("--workers", type=int, default=None, help="--engine ray: preparing actors (default: one per cluster CPU)")
+    p.add_argument("--shards", type=int, default=None, help="split by article-id hash into indexes NAME.shard-0..N-1")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     _index_args(p)
 
@@ -107,7 +108,13 @@ def cmd_ingest(args) -> int:
     paths = list(args.paths) + ([str(sample_corpus_path())] if args.sample else [])
     if not paths:
         raise InvalidInput("name at least one PATH (file, folder, glob or -), or --sample")
-    if args.engine == "ray":
+    if args.shards is not None:
+        from .shards import ingest_sharded
+
+        if args.engine == "ray":
+            raise InvalidInput("--shards is not combined with --engine ray yet: use the local engine")
+        report = ingest_sharded(iter_sources(paths), args.index, args.shards, args.index_dir)
+    elif args.engine == "ray":
         from .distributed import ingest_with_ray
 
         report = ingest_with_ray(paths, args.index, args.index_dir, address=args.address, workers=args.workers)

@@ -51,7 +51,8 @@ def check_shard_mode(mode: str | None) -> str:
 def ingest_sharded(items: Iterable[Article | LoadFailure], name: str, shards: int,
                    index_dir: str | None = None) -> IngestReport:
     """Route each article to its shard and ingest each shard with the ordinary local ingest."""
-    routed: list[list[Article]] = [[] for _ in range(shards)]
+    names = shard_names(name, shards)
+    routed: list[list[Article]] = [[] for _ in names]
     failed: list[LoadFailure] = []
     for item in items:
         if isinstance(item, LoadFailure):
@@ -59,7 +60,7 @@ def ingest_sharded(items: Iterable[Article | LoadFailure], name: str, shards: in
         else:
             routed[shard_of(item.id, shards)].append(item)
     total = IngestReport(failed=failed)
-    for shard_name, articles in zip(shard_names(name, shards), routed):
+    for shard_name, articles in zip(names, routed):
         report = Archive.open(shard_name, index_dir, create=True).ingest(articles)
         for part in ("added", "unchanged", "replaced", "failed"):
             getattr(total, part).extend(getattr(report, part))

@@ -13,15 +13,10 @@ the chunk count; the threshold and IVF parameters were measured with `newsrag be
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import faiss
 import numpy as np
-
-# One query is searched at a time, so concurrency comes from request threads, not from an OpenMP team:
-# on 2 busy cores a 2-thread team spin-waits and made one exact search at 100k chunks 4x slower (measured).
-faiss.omp_set_num_threads(int(os.environ.get("NEWSRAG_FAISS_THREADS", "1")))
 
 APPROXIMATE_FROM = 50_000  # chunks: exact search took 0.55 ms at 10k, 47 ms at 100k (one thread, busy machine)
 TRAIN_PER_LIST = 64  # training points per IVF cluster (FAISS wants at least 39)
@@ -38,6 +33,13 @@ def ivf_params(count: int) -> dict:
 def sample_size(count: int) -> int:
     """How many vectors to train an IVF index for `count` chunks on."""
     return min(count, ivf_params(count)["nlist"] * TRAIN_PER_LIST)
+
+
+def one_openmp_thread() -> None:
+    """Run this thread's OpenMP work on one core (FAISS and torch share libgomp, and the setting is per
+    thread). One query is too small to split: on 2 busy cores a 2-thread team spin-waits, which made
+    an exact search at 100k chunks 4x slower and a question's encoding 5-25x slower (measured)."""
+    faiss.omp_set_num_threads(1)
 
 
 class VectorIndex:
@@ -129,6 +131,7 @@ class VectorIndex:
         allowed chunks; the search then probes every cluster, so k are still returned when k exist."""
         if not len(self) or k <= 0:
             return []
+        one_openmp_thread()
         selector = None
         if allowed is not None:
             if not len(allowed):

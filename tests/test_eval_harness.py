@@ -261,7 +261,6 @@ def test_errors_are_one_line(qa_dir, tmp_path) -> None:
     for args, needle in [(["eval", str(tmp_path / "missing"), "--format", "qa"], "no such file"),
                          (["eval", str(qa_dir), "--format", "qa", "--split", "tune"], "SQuAD only"),
                          (["eval", str(qa_dir), "--format", "qa", "--mode", "fuzzy"], "unknown mode"),
-                         (["eval", "compare", str(tmp_path / "a.json"), str(tmp_path / "b.json")], "cannot read"),
-                         (["bench"], "not yet available")]:
+                         (["eval", "compare", str(tmp_path / "a.json"), str(tmp_path / "b.json")], "cannot read")]:
         code, _, stderr = newsrag(*args)
         assert code == 2 and stderr.count("\n") == 1 and needle in stderr, (args, stderr)

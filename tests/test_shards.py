@@ -6,7 +6,7 @@ import pytest
 
 from rag.archive import Archive
 from rag.articles import iter_sources
-from rag.cli import sample_corpus_path
+from rag.cli import main, sample_corpus_path
 from rag.errors import InvalidInput
 from rag.shards import ShardedArchive, ingest_sharded, shard_names, shard_of
 
@@ -61,11 +61,13 @@ def test_bm25_merge_finds_the_same_best_passage(indexes):
 
 
 def test_unsupported_mode_and_bad_counts_are_clear_errors(indexes):
-    _, _, sharded, _ = indexes
+    root, _, sharded, _ = indexes
     with pytest.raises(InvalidInput):
         sharded.search("anything", mode="hybrid")
     with pytest.raises(InvalidInput):
         shard_names("x", 0)
+    assert main(["ingest", "--sample", "--shards", "0", "--index-dir", str(root)]) == 2
+    assert main(["ingest", "--sample", "--shards", "2", "--engine", "ray", "--index-dir", str(root)]) == 2
 
 
 @pytest.fixture(scope="module")
