@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -19,7 +20,7 @@ from typing import Callable
 import numpy as np
 
 from .articles import Article
-from .question_types import classify
+from .question_types import DATE, classify
 from .retrieval import Hit
 from .spans import LinearModel, QuestionView, ScoredSpan, rank_spans
 from .store import ChunkRow, SentenceRow
@@ -184,7 +185,22 @@ def sentence_choices(
                         "no_span": float(best is None)}
             choices.append(SentenceChoice(passage, row, features, best))
             previous = matched
-    return rank_choices(choices, model.sentence)
+    ranked = rank_choices(choices, model.sentence)
+    return _future_first(ranked) if view.qtype.kind == DATE and _FUTURE.search(question) else ranked
+
+
+_FUTURE = re.compile(r"\b(will|expected|expects?|upcoming|next|plans?|planned|scheduled|due|going to)\b", re.I)
+
+
+def _future_first(choices: list[SentenceChoice]) -> list[SentenceChoice]:
+    """A "when ... will / expected" question asks for a date after the article's publication: a
+    sentence whose every date lies before it cannot answer, so it goes behind those that can."""
+    def past_only(c: SentenceChoice) -> bool:
+        published = c.passage.article.date
+        return bool(published and c.row.dates) and all(
+            d["resolved"] < published[: len(d["resolved"])] for d in c.row.dates)
+
+    return sorted(choices, key=past_only)  # stable: the model's order holds within each group
 
 
 def rank_choices(choices: list[SentenceChoice], sentence_model: LinearModel) -> list[SentenceChoice]:

@@ -157,3 +157,17 @@ def test_shipped_model_is_fitted():
     model = load_model()
     assert model.top_passages >= 1
     assert len(model.span.weights) > 20 and len(model.sentence.weights) >= 5 and model.abstain.weights
+
+
+@pytest.mark.parametrize("question, resolved", [
+    ("When is Putin's visit to India expected?", "2025-12-05"),
+    ("When is Putin expected to visit India?", "2025-12-05"),
+    ("When did Putin last visit India?", "2021"),
+])
+def test_tense_of_a_when_question_picks_a_future_or_past_date(archive, question, resolved):
+    """Over the bundled sample article alone (what `make run` serves), tense decides between the
+    expected visit and the last one."""
+    from rag.retrieval import Filters
+
+    result = archive.answer(question, filters=Filters(article_ids=("india-russia-summit-2025",)))
+    assert result["answer"]["dates"][0]["resolved"] == resolved
