@@ -70,7 +70,7 @@ def main(argv: list[str]) -> int:
 
 
 def _eval(args: argparse.Namespace, argv: list[str]) -> int:
-    from .report import build_report, markdown_table, write_outputs  # matplotlib only when reporting
+    from .report import build_report, git_state, markdown_table, write_outputs  # matplotlib only when reporting
 
     if args.k < 1 or args.answer_k < 1:
         raise ValueError("--k and --answer-k must be at least 1")
@@ -83,8 +83,9 @@ def _eval(args: argparse.Namespace, argv: list[str]) -> int:
     config = RunConfig(path=args.path, format=args.format, modes=parse_modes(args.mode), k=args.k,
                        answer_k=args.answer_k, limit=args.limit, seed=args.seed, split=args.split, url=args.url,
                        cache_dir=args.cache_dir, rebuild=args.rebuild)
+    git = git_state()
     ev = evaluate(config)
-    report = build_report(ev, shlex.join(argv))
+    report = build_report(ev, shlex.join(argv), git)
     out = Path(args.out or f"eval/out/{ev.dataset.name}-{time.strftime('%Y%m%d-%H%M%S')}")
     write_outputs(report, ev, out)
     print(markdown_table(report))

@@ -26,8 +26,9 @@ METRIC_ORDER = ("ndcg@10", "mrr@10", "recall@1", "recall@5", "recall@10", "recal
 LATENCY_KEYS = ("p50", "p95", "p99")
 
 
-def build_report(ev: Evaluation, command: str) -> dict:
-    """The machine-readable report: the contract's top-level keys, one entry per mode."""
+def build_report(ev: Evaluation, command: str, git: dict | None) -> dict:
+    """The machine-readable report: the contract's top-level keys, one entry per mode; `git` is
+    the checkout's state when the run started (the code it imported)."""
     questions = ev.questions
     config = {
         **asdict(ev.config),
@@ -43,7 +44,7 @@ def build_report(ev: Evaluation, command: str) -> dict:
         "latency": ("timings_ms.total of /answer" if ev.with_answers else "sum of /search's timings_ms")
                    + " per question; `wall` is what the caller waited",
         "newsrag_version": _package_version(),
-        "git": _git_state(),
+        "git": git,
         "python": platform.python_version(),
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "seconds": round(ev.seconds, 1),
@@ -75,7 +76,7 @@ def _package_version() -> str | None:
         return None
 
 
-def _git_state() -> dict | None:
+def git_state() -> dict | None:
     """The checkout's commit and whether it had uncommitted changes, when it is a git checkout."""
     root = Path(__file__).resolve().parents[1]
     try:
