@@ -1,5 +1,7 @@
 """Access: writes need NEWSRAG_API_KEY (or a loopback server when it is unset); reads are open
-unless NEWSRAG_READ_KEY is set. Keys come as `Authorization: Bearer KEY` or `X-API-Key: KEY`.
+unless NEWSRAG_READ_KEY is set. Keys come as `Authorization: Bearer KEY` or `X-API-Key: KEY`; for reads
+also as the `newsrag_read_key` cookie, which the web page sets when the user types the key (a browser cannot
+add headers to a link it follows). Writes never take the cookie, so another site cannot borrow it.
 
 401 means no key was presented; 403 means a key was presented and is wrong, or writes are off.
 Keys are compared in constant time.
@@ -10,10 +12,12 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import os
+from urllib.parse import unquote
 
 from fastapi import HTTPException, Request
 
-OPEN_PATHS = frozenset({"/health"})  # liveness stays open even when reads need a key
+OPEN_PATHS = frozenset({"/health", "/"})  # liveness and the page shell (no articles in it) stay open
+READ_COOKIE = "newsrag_read_key"
 
 
 def is_loopback(host: str) -> bool:
@@ -42,8 +46,7 @@ def _matches(key: str, expected: list[str]) -> bool:
     return found
 
 
-def _require_key(request: Request, expected: list[str], what: str) -> None:
-    key = presented_key(request)
+def _require_key(key: str | None, expected: list[str], what: str) -> None:
     if key is None:
         raise HTTPException(401, f"{what} need an API key (Authorization: Bearer KEY or X-API-Key: KEY)",
                             headers={"WWW-Authenticate": "Bearer"})
@@ -55,7 +58,7 @@ def require_write(request: Request) -> None:
     """Writes: the NEWSRAG_API_KEY when set; without it, only a server bound to loopback accepts them."""
     expected = os.environ.get("NEWSRAG_API_KEY")
     if expected:
-        _require_key(request, [expected], "writes")
+        _require_key(presented_key(request), [expected], "writes")
     elif not is_loopback(request.app.state.newsrag.host):
         raise HTTPException(403, "writes are disabled: set NEWSRAG_API_KEY to allow them on a non-loopback address")
 
@@ -66,4 +69,5 @@ def require_read(request: Request) -> None:
     if not read_key or request.url.path in OPEN_PATHS:
         return
     write_key = os.environ.get("NEWSRAG_API_KEY")
-    _require_key(request, [read_key] + ([write_key] if write_key else []), "reads")
+    key = presented_key(request) or unquote(request.cookies.get(READ_COOKIE, "")).strip() or None
+    _require_key(key, [read_key] + ([write_key] if write_key else []), "reads")

@@ -4,19 +4,15 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import sys
-import time
-import uuid
 from datetime import datetime, timezone
 
 from fastapi import FastAPI
 
 from .metrics import route_label
+from .observe import Finished, listen
 
 LOGGER = "newsrag.requests"
-HEADER = "X-Request-ID"
-_GOOD_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")  # a caller's id is kept only when it is this tame
 
 
 class JsonFormatter(logging.Formatter):
@@ -54,49 +50,19 @@ def request_logger() -> logging.Logger:
     return logger
 
 
-def request_id(headers: list[tuple[bytes, bytes]]) -> str:
-    """The caller's X-Request-ID when it is well formed, else a fresh random one."""
-    for name, value in headers:
-        if name.lower() == b"x-request-id":
-            given = value.decode("latin-1").strip()
-            if _GOOD_ID.match(given):
-                return given
-    return uuid.uuid4().hex
+def log_request(logger: logging.Logger):
+    """A listener that logs a finished request as one JSON line, at ERROR for a 5xx."""
 
+    def log(done: Finished) -> None:
+        client = done.scope.get("client")
+        fields = {"request_id": done.request_id, "method": done.scope["method"], "path": done.scope["path"],
+                  "route": route_label(done.scope), "status": done.status, "ms": round(done.seconds * 1e3, 3),
+                  "client": client[0] if client else None}
+        logger.log(logging.INFO if done.status < 500 else logging.ERROR, "request", extra={"fields": fields})
 
-class RequestLogMiddleware:
-    """Pure ASGI middleware: assigns the request id, echoes it in the response, logs the request."""
-
-    def __init__(self, app, logger: logging.Logger):
-        self.app = app
-        self.logger = logger
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        rid = request_id(scope.get("headers", []))
-        status = 500
-        started = time.perf_counter()
-
-        async def send_with_id(message):
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                message["headers"] = [*message.get("headers", []), (HEADER.lower().encode(), rid.encode())]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_with_id)
-        finally:
-            client = scope.get("client")
-            fields = {"request_id": rid, "method": scope["method"], "path": scope["path"],
-                      "route": route_label(scope), "status": status,
-                      "ms": round((time.perf_counter() - started) * 1e3, 3),
-                      "client": client[0] if client else None}
-            self.logger.log(logging.INFO if status < 500 else logging.ERROR, "request", extra={"fields": fields})
+    return log
 
 
 def install(app: FastAPI) -> None:
     """Log every request as one JSON line with its request id."""
-    app.add_middleware(RequestLogMiddleware, logger=request_logger())
+    listen(app, log_request(request_logger()))

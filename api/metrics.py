@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
@@ -11,6 +9,7 @@ from prometheus_client.core import GaugeMetricFamily
 
 from rag.errors import NewsragError
 
+from .observe import Finished, listen
 from .state import ServerState
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -64,35 +63,11 @@ class Metrics:
                                  ["method", "route"], buckets=LATENCY_BUCKETS, registry=self.registry)
         self.registry.register(IndexCollector(state))
 
-    def observe(self, method: str, route: str, status: int, seconds: float) -> None:
-        self.requests.labels(method, route, str(status)).inc()
-        self.latency.labels(method, route).observe(seconds)
-
-
-class MetricsMiddleware:
-    """Pure ASGI middleware: times every HTTP request and counts it under its route template."""
-
-    def __init__(self, app, metrics: Metrics):
-        self.app = app
-        self.metrics = metrics
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        status = 500
-        started = time.perf_counter()
-
-        async def send_status(message):
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_status)
-        finally:
-            self.metrics.observe(scope["method"], route_label(scope), status, time.perf_counter() - started)
+    def observe(self, done: Finished) -> None:
+        """Count and time a finished request under its route template."""
+        method, route = done.scope["method"], route_label(done.scope)
+        self.requests.labels(method, route, str(done.status)).inc()
+        self.latency.labels(method, route).observe(done.seconds)
 
 
 @router.get("/metrics", summary="Prometheus metrics: requests, latencies, index size", response_class=PlainTextResponse)
@@ -103,5 +78,5 @@ def metrics(request: Request) -> Response:
 def install(app: FastAPI, state: ServerState) -> None:
     """Add the middleware and the `/metrics` route."""
     app.state.metrics = Metrics(state)
-    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
+    listen(app, app.state.metrics.observe)
     app.include_router(router)

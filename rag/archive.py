@@ -352,16 +352,19 @@ class Archive:
                       progress: Callable[[int], None] | None) -> Iterator[list[Article]]:
         """Batches of articles that are new or changed; failures and unchanged ones go to the report."""
         batch: list[Article] = []
-        seen: set[str] = set()
+        given: dict[str, str] = {}  # stored id -> the id the source gave
         for item in items:
-            if isinstance(item, LoadFailure):
+            if isinstance(item, LoadFailure) or given.get(item.id, item.given_id) != item.given_id:
+                if not isinstance(item, LoadFailure):  # "a b" and "a?b" both clean to "a-b": keep the first
+                    item = LoadFailure(item.given_id, f"id {item.given_id!r} is stored as {item.id!r}, which "
+                                       f"{given[item.id]!r} already took in this ingest; give distinct ids")
                 report.failed.append(item)
                 if progress:
                     progress(1)
                 continue
-            if item.id in seen:  # two sources with one id: the later wins, within one ingest
+            if item.id in given:  # two sources with one id: the later wins, within one ingest
                 batch = [a for a in batch if a.id != item.id]
-            seen.add(item.id)
+            given[item.id] = item.given_id
             batch.append(item)
             if len(batch) >= INGEST_BATCH:
                 yield self._changed(batch, report, progress)

@@ -39,6 +39,11 @@ class Article:
     extra: dict = field(default_factory=dict, compare=False, hash=False)
 
     @property
+    def given_id(self) -> str:
+        """The id as the source gave it, before `clean_id` made it safe."""
+        return str(self.extra.get("given_id", self.id))
+
+    @property
     def content_hash(self) -> str:
         """Hash of everything stored for the article, so an unchanged re-ingest is a no-op."""
         payload = json.dumps(
@@ -88,9 +93,13 @@ def make_article(record: dict, default_id: str) -> Article:
         raise LoadError("record has no non-empty 'text'")
     check_article_size(text)
     raw_id = record.get("id")
-    article_id = clean_id(str(raw_id)) if raw_id not in (None, "") else clean_id(default_id)
+    given_id = str(raw_id) if raw_id not in (None, "") else default_id
+    article_id = clean_id(given_id)
     title = str(record.get("title") or "").strip() or first_sentence(text)
     known = {"id", "text", "title", "date", "url", "source"}
+    extra = {k: v for k, v in record.items() if k not in known}
+    if given_id.strip() != article_id:
+        extra["given_id"] = given_id  # kept so two ids that clean to one can be told apart
     return Article(
         id=article_id,
         text=text,
@@ -98,7 +107,7 @@ def make_article(record: dict, default_id: str) -> Article:
         date=parse_date(record.get("date")),
         url=(str(record["url"]) if record.get("url") else None),
         source=(str(record["source"]) if record.get("source") else None),
-        extra={k: v for k, v in record.items() if k not in known},
+        extra=extra,
     )
 
 
@@ -117,9 +126,9 @@ def _read_text(path: Path) -> str:
 
 
 def path_id(path: Path, root: Path | None) -> str:
-    """A stable id from the file's path relative to the folder it was found in, sans suffix."""
+    """A stable id from the file's path relative to the folder it was found in, sans suffix (cleaned later)."""
     rel = path.relative_to(root) if root else Path(path.name)
-    return clean_id(str(rel.with_suffix("")))
+    return str(rel.with_suffix(""))
 
 
 def load_txt(path: Path, root: Path | None = None) -> Article:

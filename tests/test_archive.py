@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from rag.archive import Archive
-from rag.articles import Article
+from rag.articles import Article, make_article
 from rag.errors import ArticleNotFound, EmptyIndex, IndexMismatch, IndexNotFound, InvalidInput
 
 ARTICLES = [
@@ -75,6 +75,17 @@ def test_reingest_unchanged_is_a_noop_and_changed_replaces(small):
     result = small.answer("Why is the library closed?", k=5)
     assert all("rooftop reading room" not in p["text"] for p in result["passages"])
     assert small.check() == []
+
+
+def test_two_ids_that_clean_to_one_are_reported_not_merged(small):
+    records = [{"id": "ferry timetable", "text": "The ferry timetable adds an early crossing."},
+               {"id": "ferry?timetable", "text": "The ferry timetable drops the late crossing."}]
+    report = small.ingest([make_article(r, "unused") for r in records])
+    assert report.added == ["ferry-timetable"]
+    assert [f.source for f in report.failed] == ["ferry?timetable"]
+    assert "'ferry timetable' already took" in report.failed[0].reason
+    assert small.get_article("ferry-timetable").text == records[0]["text"]
+    assert small.get_article("ferry-timetable").extra["given_id"] == "ferry timetable"
 
 
 def test_delete_removes_from_faiss_bm25_and_sqlite(small, tmp_path):

@@ -95,6 +95,11 @@ def test_a_read_key_closes_reads_but_not_health(sec_dir, monkeypatch):
         assert c.get("/articles/sec-1", headers={"X-API-Key": "reader"}).json()["id"] == "sec-1"
         assert c.get("/search", params={"q": "harbour"}, headers={"Authorization": "Bearer writer"}).status_code == 200
         assert c.get("/health").json()["status"] == "ok"
+        assert c.get("/").status_code == 200  # the page shell: it asks for the key itself
+        c.cookies.set("newsrag_read_key", "reader")  # what the page sets once the key is typed
+        assert c.get("/articles/sec-1").json()["id"] == "sec-1"
+        assert _error(c.delete("/articles/sec-1"), 401)  # the cookie never stands in for the write key
+        c.cookies.clear()
         # the read key does not grant writes
         assert _error(c.delete("/articles/sec-1", headers={"X-API-Key": "reader"}), 403)
 

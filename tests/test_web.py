@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -26,8 +27,8 @@ QUESTION = "When is Putin's visit to India expected?"
 USER_ARTICLE = "2025-10-07-india-russia-summit"
 
 
-def newsrag(*args: str, index_dir: Path, **kwargs):
-    env = {**os.environ, "NEWSRAG_INDEX_DIR": str(index_dir)}
+def newsrag(*args: str, index_dir: Path, extra_env: dict[str, str] | None = None, **kwargs):
+    env = {**os.environ, "NEWSRAG_INDEX_DIR": str(index_dir), **(extra_env or {})}
     return subprocess.Popen([sys.executable, "-m", "rag.cli", *args], env=env, **kwargs)
 
 
@@ -37,20 +38,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory, user_corpus):
-    """`newsrag serve` over a fresh index of the sample corpus plus the user's article; yields its URL."""
-    folder = tmp_path_factory.mktemp("web")
-    index_dir = folder / "indexes"
-    ingest = newsrag("ingest", str(sample_corpus_path()), str(user_corpus), index_dir=index_dir,
-                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    _, err = ingest.communicate(timeout=300)
-    assert ingest.returncode == 0, err
+@contextmanager
+def serving(index_dir: Path, log_path: Path, **env: str):
+    """`newsrag serve` on a free loopback port over `index_dir`, with `env` added; yields its URL."""
     port = free_port()
-    log_path = folder / "serve.stderr"
     with log_path.open("w") as log:
         proc = newsrag("serve", "--host", "127.0.0.1", "--port", str(port), index_dir=index_dir,
-                       stdout=subprocess.DEVNULL, stderr=log)
+                       stdout=subprocess.DEVNULL, stderr=log, extra_env=env)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 180
@@ -63,13 +57,27 @@ def server(tmp_path_factory, user_corpus):
                 pass
             assert time.monotonic() < deadline, f"serve did not come up: {log_path.read_text()}"
             time.sleep(0.3)
-        yield {"url": url, "log": log_path}
+        yield url
     finally:
         proc.terminate()
         try:
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, user_corpus):
+    """`newsrag serve` over a fresh index of the sample corpus plus the user's article; yields its URL."""
+    folder = tmp_path_factory.mktemp("web")
+    index_dir = folder / "indexes"
+    ingest = newsrag("ingest", str(sample_corpus_path()), str(user_corpus), index_dir=index_dir,
+                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _, err = ingest.communicate(timeout=300)
+    assert ingest.returncode == 0, err
+    log_path = folder / "serve.stderr"
+    with serving(index_dir, log_path) as url:
+        yield {"url": url, "log": log_path, "index_dir": index_dir}
 
 
 @pytest.fixture(scope="module")
@@ -140,6 +148,28 @@ def test_answer_is_highlighted_cited_and_opens_in_the_article(server, page):
     page.go_back()
     page.wait_for_selector("#answer mark")
     assert page.input_value("input[name=q]") == QUESTION
+
+
+def test_with_a_read_key_the_page_asks_for_it_once_and_opens_articles(server, page, tmp_path):
+    with serving(server["index_dir"], tmp_path / "keyed.stderr", NEWSRAG_READ_KEY="reader-7",
+                 NEWSRAG_API_KEY="writer-9") as url:
+        assert httpx.post(f"{url}/answer", json={"question": QUESTION}).status_code == 401
+        page.goto(url + "/")  # the page shell holds no articles, so it loads without the key
+        page.fill("input[type=search][name=q]", QUESTION)
+        page.press("input[name=q]", "Enter")
+        page.fill("#read-key", "wrong-key")
+        page.press("#read-key", "Enter")
+        page.wait_for_selector("#status.error >> text=wrong API key")
+        page.fill("#read-key", "reader-7")
+        page.press("#read-key", "Enter")
+        page.wait_for_selector("#result:not([hidden])")
+        assert any("December 5" in m for m in page.locator("#answer mark").all_inner_texts())
+        page.locator("#citations li.card.holds-answer a.open").first.click()  # a link: only the cookie goes along
+        page.wait_for_url("**/articles/**")
+        assert "December 5" in page.locator("mark#hl").inner_text()
+        cookie = {"newsrag_read_key": "reader-7"}
+        assert httpx.get(f"{url}/articles/{USER_ARTICLE}", cookies=cookie).status_code == 200
+        assert httpx.delete(f"{url}/articles/{USER_ARTICLE}", cookies=cookie).status_code == 401  # never for writes
 
 
 def test_filters_and_the_not_in_the_articles_state(server, page):

@@ -171,6 +171,21 @@
     return `?${params}`;
   }
 
+  // This server wants a read key: ask for it and keep it in a cookie, which links to articles carry too.
+  function askForKey(message, retry) {
+    const keyInput = el("input", { type: "password", id: "read-key", autocomplete: "off", required: "" });
+    const keyForm = el("form", { class: "key-form" },
+      el("label", { for: "read-key" }, `${message}. Read key: `), keyInput, el("button", { type: "submit" }, "Use key"));
+    keyForm.addEventListener("submit", (event) => {
+      event.preventDefault();
+      document.cookie = `newsrag_read_key=${encodeURIComponent(keyInput.value.trim())}; path=/; SameSite=Strict`;
+      retry();
+    });
+    statusLine.className = "status error";
+    statusLine.replaceChildren(keyForm);
+    keyInput.focus();
+  }
+
   let asked = 0;
   async function ask(query) {
     if (!query.q) return;
@@ -189,6 +204,10 @@
       });
       const body = await response.json();
       if (mine !== asked) return;
+      if (response.status === 401 || response.status === 403) {
+        askForKey(body.error.message, () => { loadFilterChoices(); ask(query); });
+        return;
+      }
       if (!response.ok) throw new Error((body.error && body.error.message) || `HTTP ${response.status}`);
       result.hidden = false;  // before drawing, so the passage boxes have a layout to scroll
       drawAnswer(body);
