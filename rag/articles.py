@@ -22,6 +22,8 @@ from .validation import check_article_size, check_file_size
 SUPPORTED_SUFFIXES = (".txt", ".jsonl", ".html", ".htm")
 _DATE_HEADER = re.compile(r"\A\s*date[ \t]+(\d{4}-\d{2}-\d{2})[ \t]*")
 _FIRST_SENTENCE = re.compile(r".+?[.!?](?=\s|$)", re.S)
+_YEAR = re.compile(r"\b\d{4}\b")
+_NUMERIC_DATE = re.compile(r"^\d{1,2}[/.-]\d{1,2}[/.-]\d{2,4}$")
 _ID_OK = re.compile(r"[^A-Za-z0-9._:/-]+")
 MAX_TITLE_CHARS = 200
 
@@ -61,14 +63,24 @@ class LoadFailure:
 
 
 def parse_date(value: object) -> str | None:
-    """Normalise a date field to ISO `YYYY-MM-DD`; accepts ISO dates and datetimes."""
+    """Normalise a date field to ISO `YYYY-MM-DD`: ISO dates and datetimes, or a full written date
+    ("Tue, 07 Oct 2025 10:00:00 GMT", "7 October 2025") read by dateparser, in its own time zone."""
     if value is None or value == "":
         return None
     text = str(value).strip()
     try:
         return date.fromisoformat(text[:10]).isoformat()
-    except ValueError as exc:
-        raise LoadError(f"date {text!r} is not an ISO date (YYYY-MM-DD)") from exc
+    except ValueError:
+        pass
+    if not _YEAR.search(text) or _NUMERIC_DATE.match(text):  # relative, or 03/04/2025: day or month first?
+        raise LoadError(f"date {text!r} is not a date: give YYYY-MM-DD or a full date such as '7 October 2025'")
+    import dateparser  # only for dates that are not ISO
+
+    parsed = dateparser.parse(text, languages=["en"], settings={
+        "STRICT_PARSING": True, "REQUIRE_PARTS": ["day", "month", "year"], "RETURN_AS_TIMEZONE_AWARE": True})
+    if parsed is None:
+        raise LoadError(f"date {text!r} is not a date: give YYYY-MM-DD or a full date such as '7 October 2025'")
+    return parsed.date().isoformat()
 
 
 def first_sentence(text: str) -> str:

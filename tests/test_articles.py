@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 
-from rag.articles import Article, LoadFailure, iter_sources
+import pytest
+
+from rag.articles import Article, LoadFailure, iter_sources, make_article
+from rag.errors import LoadError
 
 
 def _load(*paths):
@@ -41,6 +44,23 @@ def test_jsonl_only_text_required_and_broken_lines_reported(tmp_path):
     assert articles[0].source == "S" and articles[0].url == "http://e/x"
     assert articles[1].title == "Only text here."
     assert sorted(f.source for f in failures) == [f"{tmp_path / 'feed.jsonl'}:2", f"{tmp_path / 'feed.jsonl'}:4"]
+
+
+@pytest.mark.parametrize("given, stored", [
+    ("2025-10-07", "2025-10-07"),
+    ("2025-10-07T23:30:00-05:00", "2025-10-07"),
+    ("Tue, 07 Oct 2025 23:30:00 -0500", "2025-10-07"),  # a feed's RFC 2822 date, kept in its own zone
+    ("7 October 2025", "2025-10-07"),
+    ("October 7th, 2025", "2025-10-07"),
+])
+def test_dates_iso_or_written_in_full(given, stored):
+    assert make_article({"text": "Body.", "date": given}, "d").date == stored
+
+
+@pytest.mark.parametrize("given", ["next week", "yesterday", "03/04/2025", "October 2025", "soon-ish 99"])
+def test_relative_ambiguous_or_partial_dates_are_refused(given):
+    with pytest.raises(LoadError, match="not a date"):
+        make_article({"text": "Body.", "date": given}, "d")
 
 
 def test_folder_recursive_with_bad_files_reported_by_name(tmp_path):
