@@ -3,7 +3,8 @@
 Spans come from our own regexes over month names, weekdays and relative phrases; the captured
 parts (month, day, year, count, unit) are resolved with plain calendar arithmetic. `dateparser`
 is not used on this path: each `dateparser.parse` costs ~0.5 ms and `dateparser.search` gives
-imprecise spans, while this runs over every sentence at ingest.
+imprecise spans, while this runs over every sentence at ingest. It reads article dates given in
+full (`rag/articles.py`) and is the independent check on fully stated dates here (tests/test_dates.py).
 
 Conventions, for a sentence published on date P:
 - `resolved` is "YYYY-MM-DD", "YYYY-MM" or "YYYY", at the precision the expression states.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import time
+from datetime import date
 
 import pytest
 from hypothesis import given, settings
@@ -240,3 +241,21 @@ def test_mentions_are_exact_ordered_and_disjoint(text: str, published: str | Non
         assert mention.start >= previous_end
         assert _ISO.fullmatch(mention.resolved)
         previous_end = mention.end
+
+
+FULL_FORMATS = ["%B %d, %Y", "%d %B %Y", "%b %d, %Y", "%Y-%m-%d", "%A, %B %d, %Y", "%B %Y", "%b. %d, %Y"]
+
+
+@settings(max_examples=150, deadline=None)
+@given(day=st.dates(min_value=date(1950, 1, 1), max_value=date(2049, 12, 31)),
+       form=st.sampled_from(FULL_FORMATS), published=st.sampled_from([PUB, "2019-02-28", None]))
+def test_fully_stated_dates_agree_with_dateparser(day, form, published):
+    """dateparser, an independent parser, reads every fully stated date the same way we resolve it."""
+    import dateparser
+
+    written = day.strftime(form).replace("May.", "May")
+    mentions = find_dates(f"The hearing was moved to {written} after a request.", published)
+    assert [m.text for m in mentions] == [written]
+    theirs = dateparser.parse(written, languages=["en"], settings={"STRICT_PARSING": "%d" in form,
+                                                                     "PREFER_DAY_OF_MONTH": "first"})
+    assert mentions[0].resolved == theirs.date().isoformat()[: 7 if "%d" not in form else 10]
