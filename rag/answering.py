@@ -3,8 +3,10 @@ its dates, or a reason to abstain.
 
 Everything per sentence (offsets, vectors, dates, answer candidates) was computed at ingest; here
 we only compare the question's vector, words and type against stored sentences, so a query costs
-one model call. Three small logistic models fitted on SQuAD (eval/answer_study.py) weigh the
-evidence; their weights and thresholds ship in rag/models/answer_model.json.
+one model call. Three small linear models fitted on SQuAD (eval/answer_study.py) weigh the
+evidence: a logistic span ranker, a per-question softmax (conditional logit) over candidate
+sentences, and a logistic abstention model; their weights and thresholds ship in
+rag/models/answer_model.json.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import Callable
 import numpy as np
 
 from .articles import Article
-from .question_types import DATE, classify
+from .question_types import DATE, FITTING_LABELS, classify
 from .retrieval import Hit
 from .spans import LinearModel, QuestionView, ScoredSpan, rank_spans
 from .store import ChunkRow, SentenceRow
@@ -153,7 +155,8 @@ class SentenceChoice:
     score: float = 0.0
 
 
-def _minmax(values: np.ndarray) -> np.ndarray:
+def minmax(values: np.ndarray) -> np.ndarray:
+    """Values scaled to [0, 1] (all 0 when they are equal)."""
     low, high = float(values.min()), float(values.max())
     return np.zeros_like(values) if high - low < 1e-12 else (values - low) / (high - low)
 
@@ -165,28 +168,50 @@ def sentence_choices(
     sentences_for: Callable[[Passage], list[SentenceRow]],
     term_weights: TermWeights,
     model: AnswerModel,
+    future_rule: bool = True,
 ) -> list[SentenceChoice]:
     """Every sentence of the top passages, with features and score, best first."""
     view = QuestionView.of(question, classify(question))
-    q_stems = content_stems(question)
-    q_idf = {s: term_weights.idf(s) for s in q_stems}
+    q_idf = {s: term_weights.idf(s) for s in content_stems(question)}
     q_total = sum(q_idf.values()) or 1.0
+    fitting = FITTING_LABELS.get(view.qtype.kind, frozenset())
+    top_score = passages[0].score if passages else 0.0
     choices: list[SentenceChoice] = []
     for rank, passage in enumerate(passages[: model.top_passages], 1):
         text = passage.article.text
-        previous = 0.0
-        for row in sentences_for(passage):
-            stems = {w.stem for w in words(text[row.start:row.end]) if not w.stop}
-            matched = sum(weight for stem, weight in q_idf.items() if stem in stems) / q_total
+        title = {w.stem for w in words(passage.article.title) if not w.stop}
+        title_idf = sum(weight for stem, weight in q_idf.items() if stem in title) / q_total
+        rows = sentences_for(passage)
+        stems = [{w.stem for w in words(text[r.start:r.end]) if not w.stop} for r in rows]
+        matched = [sum(weight for stem, weight in q_idf.items() if stem in found) / q_total for found in stems]
+        for i, row in enumerate(rows):
             spans = rank_spans(model.span, view, text, (row.start, row.end), row.candidates, row.dates)
             best = spans[0] if spans else None
-            features = {"cos": float(row.vector @ query_vector), "idf": matched, "prev_idf": previous,
-                        "rr": 1.0 / rank, "span": best.score if best else -10.0,
-                        "no_span": float(best is None)}
+            features = {"cos": float(row.vector @ query_vector), "idf": matched[i],
+                        "prev_idf": matched[i - 1] if i else 0.0,
+                        "next_idf": matched[i + 1] if i + 1 < len(rows) else 0.0,
+                        "rr": 1.0 / rank, "pgap": top_score - passage.score, "title_idf": title_idf,
+                        "first": float(row.start == 0), "pos": math.log1p(i),
+                        "log_len": math.log1p(len(stems[i])),
+                        "novel": len(stems[i] - q_idf.keys()) / max(1, len(stems[i])),
+                        "span": best.score if best else -10.0, "no_span": float(best is None)}
+            if _fits(row, fitting, view.qtype.kind):
+                features["fit|" + view.qtype.kind] = 1.0
             choices.append(SentenceChoice(passage, row, features, best))
-            previous = matched
     ranked = rank_choices(choices, model.sentence)
-    return _future_first(ranked) if view.qtype.kind == DATE and _FUTURE.search(question) else ranked
+    return _future_first(ranked) if future_rule and asks_future_date(question) else ranked
+
+
+def asks_future_date(question: str) -> bool:
+    """A "when ... will / expected" question: it asks for a date after the article's publication."""
+    return classify(question).kind == DATE and bool(_FUTURE.search(question))
+
+
+def _fits(row: SentenceRow, labels: frozenset[str], kind: str) -> bool:
+    """Whether the sentence holds a span of a label that can answer this kind of question."""
+    if kind == DATE and row.dates:
+        return True
+    return any(c[3] in labels for c in row.candidates)
 
 
 _FUTURE = re.compile(r"\b(will|expected|expects?|upcoming|next|plans?|planned|scheduled|due|going to)\b", re.I)
@@ -195,12 +220,17 @@ _FUTURE = re.compile(r"\b(will|expected|expects?|upcoming|next|plans?|planned|sc
 def _future_first(choices: list[SentenceChoice]) -> list[SentenceChoice]:
     """A "when ... will / expected" question asks for a date after the article's publication: a
     sentence whose every date lies before it cannot answer, so it goes behind those that can."""
-    def past_only(c: SentenceChoice) -> bool:
-        published = c.passage.article.date
-        return bool(published and c.row.dates) and all(
-            d["resolved"] < published[: len(d["resolved"])] for d in c.row.dates)
-
     return sorted(choices, key=past_only)  # stable: the model's order holds within each group
+
+
+def past_only(c: SentenceChoice) -> bool:
+    """Whether every date of the sentence lies before its article's publication date."""
+    published = c.passage.article.date
+    return bool(published and c.row.dates) and all(
+        d["resolved"] < published[: len(d["resolved"])] for d in c.row.dates)
+
+
+SCALED = ("cos", "idf", "span")
 
 
 def rank_choices(choices: list[SentenceChoice], sentence_model: LinearModel) -> list[SentenceChoice]:
@@ -208,8 +238,8 @@ def rank_choices(choices: list[SentenceChoice], sentence_model: LinearModel) -> 
     with its rivals), score with the sentence model, best first."""
     if not choices:
         return []
-    for name in ("cos", "idf", "span"):
-        scaled = _minmax(np.array([c.features[name] for c in choices]))
+    for name in SCALED:
+        scaled = minmax(np.array([c.features[name] for c in choices]))
         for c, value in zip(choices, scaled):
             c.features[name + "_mm"] = float(value)
     for c in choices:
@@ -217,20 +247,26 @@ def rank_choices(choices: list[SentenceChoice], sentence_model: LinearModel) -> 
     return sorted(choices, key=lambda c: -c.score)
 
 
-def abstain_features(question: str, choices: list[SentenceChoice], term_weights: TermWeights) -> dict[str, float]:
-    """Question-level evidence that some passage answers: the best sentence's signals, its margin, and
-    the question's words missing from the best passage (a question about something the passage never
-    names is rarely answered by it)."""
-    best = choices[0]
-    margin = best.score - choices[1].score if len(choices) > 1 else 5.0
-    passage = best.passage
-    present = {w.stem for w in words(passage.text) if not w.stop}
+def passage_evidence(question: str, passage: Passage, term_weights: TermWeights) -> dict[str, float]:
+    """How much of the question the passage (with its title) leaves unsaid: a question about something
+    the passage never names is rarely answered by it."""
+    present = {w.stem for w in words(passage.article.title + "\n" + passage.text) if not w.stop}
     q_idf = {s: term_weights.idf(s) for s in content_stems(question)}
     missing = [weight for stem, weight in q_idf.items() if stem not in present]
+    top = max(q_idf.values(), default=0.0) or 1.0
+    return {"missing_idf": sum(missing) / (sum(q_idf.values()) or 1.0),
+            "missing_max_share": max(missing, default=0.0) / top,
+            "missing_any": float(bool(missing))}
+
+
+def abstain_features(choices: list[SentenceChoice], evidence: dict[str, float]) -> dict[str, float]:
+    """Question-level evidence that some passage answers: the best sentence's signals, its margin over
+    the next, and what the best sentence's passage leaves unsaid (`passage_evidence`)."""
+    best = choices[0]
+    margin = best.score - choices[1].score if len(choices) > 1 else 5.0
     return {"sentence": best.score, "cos": best.features["cos"], "idf": best.features["idf"],
-            "span": best.features["span"], "margin": margin,
-            "missing_idf": sum(missing) / (sum(q_idf.values()) or 1.0),
-            "missing_max_idf": max(missing, default=0.0), "missing_count": float(len(missing))}
+            "span": best.features["span"], "margin": min(margin, 5.0), "title_idf": best.features["title_idf"],
+            **evidence}
 
 
 def choose_answer(
@@ -248,7 +284,8 @@ def choose_answer(
     choices = sentence_choices(question, query_vector, passages, sentences_for, term_weights, model)
     if not choices:
         return None, "the retrieved passages hold no sentence"
-    confidence = model.abstain.score(abstain_features(question, choices, term_weights))
+    evidence = passage_evidence(question, choices[0].passage, term_weights)
+    confidence = model.abstain.score(abstain_features(choices, evidence))
     if confidence < model.answer_threshold:
         return None, (f"no passage supports an answer: answer confidence {_sigmoid(confidence):.2f} is under "
                       f"the threshold {_sigmoid(model.answer_threshold):.2f}")

@@ -29,6 +29,19 @@ _GROUP_NOUNS = {"company", "organization", "organisation", "group", "team", "par
 _SKIP = {"is", "was", "are", "were", "do", "does", "did", "the", "a", "an", "kind", "type", "sort",
          "of", "has", "had", "have", "can", "could", "would", "will", "should", "many", "much"}
 _WORD = re.compile(r"[A-Za-z]+")
+# The entity labels (spaCy's) of a span that can answer each kind of question; a sentence holding none
+# of them rarely answers (a feature of sentence selection, rag/answering.py).
+FITTING_LABELS = {
+    DATE: frozenset({"DATE", "TIME"}),
+    PERSON: frozenset({"PERSON", "ORG", "NORP"}),
+    PLACE: frozenset({"GPE", "LOC", "FAC"}),
+    COUNT: frozenset({"CARDINAL", "QUANTITY"}),
+    AMOUNT: frozenset({"MONEY", "QUANTITY", "CARDINAL", "PERCENT"}),
+    PERCENT: frozenset({"PERCENT"}),
+    DURATION: frozenset({"DATE", "TIME", "CARDINAL"}),
+    AGE: frozenset({"DATE", "CARDINAL"}),
+    NAME: frozenset({"PERSON", "ORG", "WORK_OF_ART", "PRODUCT", "EVENT", "GPE", "LOC", "FAC"}),
+}
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@
 Each candidate (rag/entities.py) is described by sparse features: how its entity label or phrase
 kind fits the question's type (rag/question_types.py), whether it repeats the question (answers
 rarely do), how close it sits to the question's words in the sentence, whether the word that
-governs it is a question word, and its length. A logistic model fitted on SQuAD's tune split
+governs it is a question word, the punctuation that opens or closes it, and its length. A logistic model fitted on SQuAD's tune split
 (eval/answer_study.py) weighs them; its weights ship in rag/models/answer_model.json.
 """
 
@@ -134,6 +134,14 @@ def candidate_features(
             f[f"t={kind}|in_date"] = 1.0
         elif candidate.start <= d["start"] and d["end"] <= candidate.end:
             f[f"t={kind}|holds_date"] = 1.0
+    before, after = text[s0:candidate.start].rstrip()[-1:], text[candidate.end:sentence[1]].lstrip()[:1]
+    if before in ",(\u2014-:" or not before:
+        f[f"t={kind}|open={before or '^'}"] = 1.0
+    if after in ",)\u2014-;:." or not after:
+        f[f"t={kind}|close={after or '$'}"] = 1.0
+    if content and in_q:
+        f[f"t={kind}|some_in_q"] = 1.0
+    f[f"w={wh}|len={_length_bucket(len(inside))}"] = 1.0
     span_text = text[candidate.start:candidate.end]
     if any(ch.isdigit() for ch in span_text):
         f[f"t={kind}|digit"] = 1.0
