@@ -7,7 +7,6 @@ from typing import Literal
 from fastapi import APIRouter, Query, Request
 
 from rag.retrieval import Filters
-from rag.shards import hits_document
 from rag.validation import MAX_K, validate_question
 
 from .schemas import AskIn
@@ -34,9 +33,6 @@ def answer(body: AskIn, request: Request) -> dict:
 @router.post("/search", summary="Cited passages for a question, without an answer")
 def search(body: AskIn, request: Request) -> dict:
     question = validate_question(body.question, body.k)
-    if body.hits:  # a sharded front asks (rag.shards): ranked chunks, merged there
-        return hits_document(request.app.state.newsrag.archive(body.index), question, body.k, body.mode,
-                             filtered=body.filters is not None or body.recency != "none")
     return _search(request, question, body.k, body.mode, _filters(body), body.index, body.recency, body.as_of)
 
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
+
 from fastapi import Depends, FastAPI
 
 from rag.errors import IndexNotFound
 
-from . import answer, articles, auth, errors, health, limits, metrics, pages
+from . import answer, articles, auth, errors, front, health, limits, metrics, pages
 from . import logging as request_log
 from .state import ServerState
 
@@ -28,8 +30,16 @@ def create_app(index: str = "default", index_dir: str | None = None, host: str =
     errors.install(app)
     for module in (answer, articles, health, pages):
         app.include_router(module.router)
+    app.include_router(front.shard_router)  # the rounds a sharded front asks (rag/shards.py)
     pages.mount_static(app)
     metrics.install(app, state)
     request_log.install(app)
     limits.install(app)  # last added is outermost: bodies are counted before anything reads them
     return app
+
+
+def create_app_from_env() -> FastAPI:
+    """`create_app` for each process of `newsrag serve --workers N` (uvicorn imports it by name):
+    the index from NEWSRAG_SERVE_INDEX, the folder from NEWSRAG_INDEX_DIR, the host from NEWSRAG_SERVE_HOST."""
+    return create_app(os.environ.get("NEWSRAG_SERVE_INDEX", "default"), os.environ.get("NEWSRAG_INDEX_DIR"),
+                      os.environ.get("NEWSRAG_SERVE_HOST", "127.0.0.1"))

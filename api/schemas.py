@@ -28,8 +28,6 @@ class AskIn(BaseModel):
         "none", description="prefer_recent: a bounded boost for newer articles after ranking")
     as_of: str | None = Field(None, description="YYYY-MM-DD: 'today' for relative times in the question")
     index: str | None = Field(None, description="index name (default: the served index)")
-    hits: bool = Field(False, description="POST /search only: the ranked chunks (dense or bm25) instead of "
-                                          "passages, for a sharded front's exact merge (rag.shards)")
 
 
 class ArticleIn(BaseModel):

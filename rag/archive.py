@@ -8,7 +8,6 @@ whose derived files lag behind SQLite (a crash in between) rebuilds them, so not
 
 from __future__ import annotations
 
-import copy
 import fcntl
 import hashlib
 import json
@@ -23,7 +22,6 @@ from datetime import date
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
-import faiss
 import numpy as np
 
 from .articles import Article, LoadFailure
@@ -124,8 +122,7 @@ class _Pending:
     def apply(self, removed: list[int], added: list[tuple[np.ndarray, np.ndarray]]) -> None:
         """Remove and add chunk vectors in the copy, never in the state readers hold."""
         if self.vectors is None:
-            self.vectors = copy.copy(self.base.vectors)
-            self.vectors.index = faiss.clone_index(self.base.vectors.index)
+            self.vectors = self.base.vectors.copy()
         self.vectors.remove(removed)
         for ids, vectors in added:
             self.vectors.add(ids, vectors)

@@ -63,6 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--shards", default=None, help="URL,URL: serve a front that merges these shard servers' /search")
+    p.add_argument("--workers", type=int, default=1,
+                   help="server processes on one port, sharing the memory-mapped index (uvicorn workers)")
     _index_args(p)
 
     p = sub.add_parser("stats", help="what the index holds")
@@ -185,10 +187,25 @@ def format_answer(result: dict) -> str:
 
 
 def cmd_serve(args) -> int:
+    import os
+
     import uvicorn
 
     from api.app import create_app
 
+    from .errors import InvalidInput
+
+    if args.workers > 1:
+        if args.shards:
+            raise InvalidInput("--workers serves an index; run one front over the shard servers instead")
+        os.environ.update(NEWSRAG_SERVE_INDEX=args.index, NEWSRAG_SERVE_HOST=args.host)
+        if args.index_dir:
+            os.environ["NEWSRAG_INDEX_DIR"] = str(args.index_dir)
+        print(f"newsrag: serving index {args.index!r} with {args.workers} workers on http://{args.host}:{args.port}/",
+              file=sys.stderr)
+        uvicorn.run("api.app:create_app_from_env", factory=True, workers=args.workers, host=args.host, port=args.port,
+                    log_level="warning")
+        return 0
     if args.shards:
         from api.front import create_front
 

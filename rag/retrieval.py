@@ -215,15 +215,16 @@ def _below(tail: list[Hit], head: list[Hit]) -> list[Hit]:
 
 def second_stage(
     hits: list[Hit], query_vector: np.ndarray, question: str, vectors, lexical, contexts: Contexts,
-    weights: RescoreWeights,
+    weights: RescoreWeights, term_weights: TermWeights | None = None,
 ) -> list[Hit]:
-    """Re-score fused hits with sentence-level features; a hit with no stored context is dropped."""
+    """Re-score fused hits with sentence-level features; a hit with no stored context is dropped.
+    `term_weights` defaults to this index's idf (a shard passes the whole collection's)."""
     missing = np.array([h.chunk_id for h in hits if h.dense_score is None], dtype=np.int64)
     cosine = dict(vectors.search(query_vector, len(missing), missing)) if len(missing) else {}
     found = contexts([h.chunk_id for h in hits])
     hits = [h for h in hits if h.chunk_id in found]
     dense = [h.dense_score if h.dense_score is not None else cosine.get(h.chunk_id, 0.0) for h in hits]
-    scores = rescore(question, TermWeights.from_bm25(lexical.retriever), query_vector, dense,
+    scores = rescore(question, term_weights or TermWeights.from_bm25(lexical.retriever), query_vector, dense,
                      [found[h.chunk_id] for h in hits], weights)
     out = [replace(h, score=float(s), dense_score=d) for h, s, d in zip(hits, scores, dense)]
     out.sort(key=lambda h: (-h.score, h.chunk_id))

@@ -8,7 +8,8 @@ Two kinds share one interface: `flat-ip` (an `IndexIDMap2` over `IndexFlatIP`, e
 scans `nprobe` of `nlist` clusters). 8-bit codes (0.4 kB) were measured too: their rounding capped
 recall@10 at 0.95 at 1M chunks whatever nprobe, so float16 it is. `for_size` picks the kind from
 the chunk count; the threshold and IVF parameters were measured with `newsrag bench vectors`
-(eval/RESULTS.md, "Performance").
+(eval/RESULTS.md, "Performance"). Loaded indexes are memory-mapped, so processes serving one index
+folder share the vectors (docs/scaling.md, read scaling).
 """
 
 from __future__ import annotations
@@ -45,8 +46,9 @@ def one_openmp_thread() -> None:
 class VectorIndex:
     """Add, remove by id, search (optionally within allowed ids), save, load; one of two kinds."""
 
-    def __init__(self, index: "faiss.Index"):
+    def __init__(self, index: "faiss.Index", mapped: bool = False):
         self.index = index
+        self.mapped = mapped  # read from a memory-mapped file: never edit in place, `copy` first
 
     @classmethod
     def empty(cls, dimension: int) -> "VectorIndex":
@@ -156,6 +158,16 @@ class VectorIndex:
     def save(self, path: Path) -> None:
         faiss.write_index(self.index, str(path))
 
+    def copy(self) -> "VectorIndex":
+        """A private in-memory copy a writer may edit. FAISS 1.15 crashes cloning a memory-mapped
+        index (flat or IVF, measured), so a mapped one is copied through serialisation."""
+        if self.mapped:
+            return VectorIndex(faiss.deserialize_index(faiss.serialize_index(self.index)))
+        return VectorIndex(faiss.clone_index(self.index))
+
     @classmethod
-    def load(cls, path: Path) -> "VectorIndex":
-        return cls(faiss.read_index(str(path)))
+    def load(cls, path: Path, mmap: bool = True) -> "VectorIndex":
+        """Read an index file; with `mmap` (IO_FLAG_MMAP_IFC) the flat vectors or the IVF lists stay
+        in the file, mapped read-only, so every process serving one index folder shares their pages
+        (published files are never edited in place: a new version is a new folder)."""
+        return cls(faiss.read_index(str(path), faiss.IO_FLAG_MMAP_IFC if mmap else 0), mapped=mmap)

@@ -81,6 +81,27 @@ def test_remove_ids_save_load(tmp_path, data):
     assert loaded.search(x[4_000], 5) == index.search(x[4_000], 5)
 
 
+@pytest.mark.parametrize("kind", ["flat-ip", "ivf-fp16"])
+def test_mapped_load_searches_alike_and_copies_for_writers(tmp_path, data, kind):
+    """Loaded memory-mapped (shared between processes), an index answers as in memory; a writer's copy
+    can be edited while the mapped one stays as it was (cloning a mapped index crashes FAISS 1.15)."""
+    ids, x, _, _ = data
+    index = VectorIndex.empty(x.shape[1]) if kind == "flat-ip" else VectorIndex.approximate(x.shape[1], x[::4], len(x))
+    index.add(ids[:5_000], x[:5_000])
+    index.save(tmp_path / "v.faiss")
+    mapped = VectorIndex.load(tmp_path / "v.faiss")
+    assert mapped.mapped and any(str(tmp_path / "v.faiss") in line for line in open("/proc/self/maps"))
+    assert not VectorIndex.load(tmp_path / "v.faiss", mmap=False).mapped
+    for q in (x[7], x[4_321]):
+        assert mapped.search(q, 5) == index.search(q, 5)
+        assert mapped.search(q, 3, ids[100:200]) == index.search(q, 3, ids[100:200])
+    copy = mapped.copy()
+    copy.remove(ids[:10].tolist())
+    copy.add(ids[5_000:5_010], x[5_000:5_010])
+    assert len(copy) == 5_000 and ids[5_005] in {i for i, _ in copy.search(x[5_005], 3)}
+    assert len(mapped) == 5_000 and mapped.search(x[3], 1)[0][0] == ids[3]
+
+
 def test_exact_index_converts_past_threshold(monkeypatch, data):
     ids, x, _, _ = data
     small = VectorIndex.empty(x.shape[1])
