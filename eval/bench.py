@@ -1,11 +1,13 @@
-"""`newsrag bench ingest|query|vectors`: throughput, latency and memory figures, as JSON and Markdown.
+"""`newsrag bench ingest|query|vectors|langchain|synthetic`: throughput, latency and memory, as JSON and Markdown.
 
 - ingest: `Archive.ingest` end to end on a fresh index beside the bare model encoding the same texts
   in the same process (the ratio is the pipeline's overhead);
 - query: `/answer` and `/search` latency in-process and over HTTP (uvicorn on 127.0.0.1), one client
   and N concurrent clients, plus the server's start-up time to its first answer and its resident memory;
 - vectors: the vector layer (`VectorIndex`, both kinds) and BM25 at synthetic sizes: build time,
-  resident bytes per chunk, search latency and recall@10 of the approximate index against exact search.
+  resident bytes per chunk, search latency and recall@10 of the approximate index against exact search;
+- langchain: the same corpus and questions through LangChain's FAISS store, side by side (eval/peer.py);
+- synthetic: an index of 100k or 1M chunks made of copies of a built one (eval/synthetic.py), for `query`.
 
 Timings are noisy on a shared machine: every report carries the load average and core count.
 """
@@ -16,9 +18,8 @@ import argparse
 import json
 import os
 import shutil
-import socket
-import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -28,6 +29,8 @@ import numpy as np
 
 SQUAD = "../shared/eval/squad-v1.1-dev"
 PREBUILT = ".cache/prebuilt"
+# `newsrag eval ../shared/eval/squad-v1.1-dev --format squad --build-only` builds it (and prints its name)
+SYNTHETIC_BASE = ".cache/eval/squad-v1.1-dev-74bad2284ff9"
 
 
 def rss_bytes(pid: int | str = "self") -> int:
@@ -68,37 +71,44 @@ def timed_calls(call: Callable[[str], object], items: list[str], clients: int) -
 
 
 # --- ingest ----------------------------------------------------------------------------------------
-def bench_ingest(dataset: str, limit: int | None, work: Path, keep: bool) -> dict:
+def bench_ingest(dataset: str, limit: int | None, work: Path, keep: bool, rounds: int = 1) -> dict:
     """Ingest `limit` SQuAD paragraphs into a fresh index, then encode the same texts with the bare model;
-    `keep` leaves the index (`bench-ingest` in `work`) for `bench query`."""
+    `rounds` > 1 alternates the two that many times and keeps the medians (the load of a shared machine
+    drifts). `keep` leaves the index (`bench-ingest` in `work`) for `bench query`."""
     from eval.datasets import load_squad
     from rag.archive import Archive, embed_input
     from rag.chunking import split_sentences
 
     articles = load_squad(dataset).articles[:limit]
-    shutil.rmtree(work / "bench-ingest", ignore_errors=True)
-    archive = Archive.open("bench-ingest", work, create=True)
-    embedder = archive.embedder
-    embedder.encode(["warm up the model before any clock starts"])
-    t = time.perf_counter()
-    report = archive.ingest(articles)
-    ingest_s = time.perf_counter() - t
-    by_id = {a.id: a for a in articles}
-    rows = archive.store.connect().execute('SELECT article_id, start, "end" FROM chunks ORDER BY id').fetchall()
-    chunk_texts = list(dict.fromkeys(embed_input(by_id[a].title, by_id[a].text[s:e]) for a, s, e in rows))
-    sentence_texts = list(dict.fromkeys(a.text[s:e] for a in articles for s, e in split_sentences(a.text)))
-    t = time.perf_counter()
-    embedder.encode(chunk_texts)
-    chunks_s = time.perf_counter() - t
-    t = time.perf_counter()
-    embedder.encode(sentence_texts)
-    sentences_s = time.perf_counter() - t
+    times: dict[str, list[float]] = {"ingest": [], "chunks": [], "sentences": [], "one_pass": []}
+
+    def clock(name: str, call: Callable[[], object]) -> object:
+        t = time.perf_counter()
+        result = call()
+        times[name].append(time.perf_counter() - t)
+        return result
+
+    for _ in range(rounds):
+        shutil.rmtree(work / "bench-ingest", ignore_errors=True)
+        archive = Archive.open("bench-ingest", work, create=True)
+        embedder = archive.embedder
+        embedder.encode(["warm up the model before any clock starts"])
+        report = clock("ingest", lambda: archive.ingest(articles))
+        by_id = {a.id: a for a in articles}
+        rows = archive.store.connect().execute('SELECT article_id, start, "end" FROM chunks ORDER BY id').fetchall()
+        chunk_texts = list(dict.fromkeys(embed_input(by_id[a].title, by_id[a].text[s:e]) for a, s, e in rows))
+        sentence_texts = list(dict.fromkeys(a.text[s:e] for a in articles for s, e in split_sentences(a.text)))
+        clock("chunks", lambda: embedder.encode(chunk_texts))
+        clock("sentences", lambda: embedder.encode(sentence_texts))
+        clock("one_pass", lambda: embedder.encode(list(dict.fromkeys(chunk_texts + sentence_texts))))
+    ingest_s, chunks_s, sentences_s, one_pass_s = (float(np.median(times[k])) for k in times)
     chunk_tokens = sum(embedder.count_model_tokens(x) for x in chunk_texts)
     sentence_tokens = sum(embedder.count_model_tokens(x) for x in sentence_texts)
     if not keep:
         shutil.rmtree(work / "bench-ingest", ignore_errors=True)
     return {
-        "machine": machine(), "dataset": dataset, "articles": len(articles), "chunks": report.chunks,
+        "machine": machine(), "dataset": dataset, "articles": len(articles), "chunks": report.chunks, "rounds": rounds,
+        "seconds_per_round": {k: [round(x, 2) for x in v] for k, v in times.items()},
         "chunk_texts": len(chunk_texts), "sentence_texts": len(sentence_texts),
         "chunk_tokens": chunk_tokens, "sentence_tokens": sentence_tokens,
         "pipeline": {"seconds": round(ingest_s, 2), "articles_per_s": round(len(articles) / ingest_s, 2),
@@ -107,63 +117,56 @@ def bench_ingest(dataset: str, limit: int | None, work: Path, keep: bool) -> dic
         "bare_model": {"chunks_seconds": round(chunks_s, 2), "sentences_seconds": round(sentences_s, 2),
                        "chunks_per_s": round(len(chunk_texts) / chunks_s, 2),
                        "chunk_tokens_per_s": round(chunk_tokens / chunks_s, 1),
-                       "all_tokens_per_s": round((chunk_tokens + sentence_tokens) / (chunks_s + sentences_s), 1)},
+                       "all_tokens_per_s": round((chunk_tokens + sentence_tokens) / (chunks_s + sentences_s), 1),
+                       "all_one_pass_seconds": round(one_pass_s, 2)},
         "ratio_vs_chunks_only": round(chunks_s / ingest_s, 3),
         "ratio_vs_all_embedded_texts": round((chunks_s + sentences_s) / ingest_s, 3),
+        "ratio_vs_all_embedded_one_pass": round(one_pass_s / ingest_s, 3),
         "sentence_embedding_share_of_ingest": round(sentences_s / ingest_s, 3),
     }
 
 
 # --- query -----------------------------------------------------------------------------------------
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def bench_query(index: str, index_dir: str, questions: list[str], clients: int) -> dict:
-    """In-process and HTTP latency of /answer and /search, one client and `clients` at once."""
+    """In-process and HTTP latency of /answer and /search, one client and `clients` at once, with the
+    server's start-up time to its first answer and its resident memory."""
     import httpx
 
+    from eval.load import served
     from rag.archive import Archive
 
+    rss0, t = rss_bytes(), time.perf_counter()
     archive = Archive.open(index, index_dir)
     archive.answer("warm up")
     chunks = len(archive.derived().vectors)
     out: dict = {"machine": machine(), "index": index, "chunks": chunks, "index_type": archive.derived().vectors.kind,
-                 "questions": len(questions), "in_process": {}, "http": {}}
+                 "questions": len(questions), "in_process_open_to_first_answer_s": round(time.perf_counter() - t, 2),
+                 "in_process_rss_growth_bytes": rss_bytes() - rss0, "in_process": {}, "http": {}}
     for name, call in (("answer", lambda q: archive.answer(q)), ("search", lambda q: archive.search(q))):
         out["in_process"][name] = {"1": timed_calls(call, questions, 1),
                                    str(clients): timed_calls(call, questions, clients)}
-    port = _free_port()
     started = time.perf_counter()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "rag.cli", "serve", "--index", index, "--index-dir", index_dir, "--host", "127.0.0.1",
-         "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        with httpx.Client(base_url=url, timeout=30) as http:
-            while True:
-                if server.poll() is not None:
-                    raise RuntimeError(f"`newsrag serve` exited with status {server.returncode}")
-                try:
-                    if http.post("/answer", json={"question": questions[0]}).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    time.sleep(0.05)
-            out["server_start_to_first_answer_s"] = round(time.perf_counter() - started, 2)
-            for name in ("answer", "search"):
-                def call(q: str, name: str = name) -> None:
-                    with httpx.Client(base_url=url, timeout=30) as c:  # one connection per client thread
-                        c.post(f"/{name}", json={"question": q}).raise_for_status()
-                single = lambda q, name=name: http.post(f"/{name}", json={"question": q}).raise_for_status()
-                out["http"][name] = {"1": timed_calls(single, questions, 1),
-                                     str(clients): timed_calls(call, questions, clients)}
-        out["server_rss_bytes"] = rss_bytes(server.pid)
+    with served(index, index_dir, timeout_s=1800) as server, httpx.Client(base_url=server.url, timeout=60) as http:
+        http.post("/answer", json={"question": questions[0]}).raise_for_status()
+        out["server_start_to_first_answer_s"] = round(time.perf_counter() - started, 2)
+        local = threading.local()  # one kept-alive connection per client thread, as a real client holds
+        opened: list[httpx.Client] = []
+
+        def client() -> httpx.Client:
+            if not hasattr(local, "http"):
+                local.http = httpx.Client(base_url=server.url, timeout=60)
+                opened.append(local.http)
+            return local.http
+
+        for name in ("answer", "search"):
+            call = lambda q, name=name: client().post(f"/{name}", json={"question": q}).raise_for_status()
+            single = lambda q, name=name: http.post(f"/{name}", json={"question": q}).raise_for_status()
+            out["http"][name] = {"1": timed_calls(single, questions, 1),
+                                 str(clients): timed_calls(call, questions, clients)}
+        for c in opened:
+            c.close()
+        out["server_rss_bytes"] = rss_bytes(server.process.pid)
         out["server_rss_bytes_per_chunk"] = round(out["server_rss_bytes"] / chunks, 1)
-    finally:
-        server.terminate()
-        server.wait(10)
     return out
 
 
@@ -287,6 +290,7 @@ def markdown(kind: str, result: dict) -> str:
             f"| bare model: chunks/s, chunk tokens/s | {b['chunks_per_s']}, {b['chunk_tokens_per_s']} |",
             f"| ratio vs chunks only | {result['ratio_vs_chunks_only']} |",
             f"| ratio vs all embedded texts (chunks + sentences) | {result['ratio_vs_all_embedded_texts']} |",
+            f"| ratio vs all embedded texts in one length-sorted pass | {result['ratio_vs_all_embedded_one_pass']} |",
             f"| sentence embedding share of ingest time | {result['sentence_embedding_share_of_ingest']} |"]) + "\n"
     if kind == "query":
         lines = ["| where | endpoint | clients | p50 ms | p95 ms | p99 ms | q/s |", "|---|---|---|---|---|---|---|"]
@@ -298,6 +302,12 @@ def markdown(kind: str, result: dict) -> str:
                 f"first answer {result['server_start_to_first_answer_s']} s; server RSS "
                 f"{result['server_rss_bytes'] / 2**20:.0f} MiB ({result['server_rss_bytes_per_chunk']:.0f} B/chunk)\n\n"
                 + "\n".join(lines) + "\n")
+    if kind == "synthetic":
+        return head + (f"index {result['index']} in {result['index_dir']}: {result['articles']} articles, {result['chunks']} "
+                       f"chunks, {result['sentences']} sentences ({result['copies']} copies of {result['base']}, noise "
+                       f"{result['noise_norm']}); {result['index_type']} {result['index_params']}; written in "
+                       f"{result['write_s']} s, FAISS and BM25 derived in {result['derive_s']} s; "
+                       f"{result['disk_bytes'] / 2**30:.2f} GiB on disk\n")
     lines = ["| chunks | index | params | build s | RSS B/chunk | recall@10 | p50 ms | p99 ms | 1%-filter p50 ms |",
              "|---|---|---|---|---|---|---|---|---|"]
     for row in result["sizes"]:
@@ -323,6 +333,7 @@ def _parser() -> argparse.ArgumentParser:
     i.add_argument("--limit", type=int, default=300, help="paragraphs (articles) to ingest (default 300)")
     i.add_argument("--work-dir", default=".cache/bench", help="where the throw-away index is built")
     i.add_argument("--keep", action="store_true", help="keep the index (bench-ingest) for `bench query`")
+    i.add_argument("--rounds", type=int, default=1, help="alternate ingest and bare encoding this often; medians")
     q = sub.add_parser("query", help="/answer and /search latency, in-process and over HTTP")
     q.add_argument("--index", default="bench-ingest", help="default: the index `bench ingest --keep` left")
     q.add_argument("--index-dir", default=".cache/bench")
@@ -337,7 +348,20 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("--queries", type=int, default=200)
     v.add_argument("--nprobe", default="8,16,32,64", help="nprobe values to measure recall at")
     v.add_argument("--bm25-size", type=int, default=100_000)
-    for s in (i, q, v):
+    lc = sub.add_parser("langchain", help="ingest and query beside LangChain's FAISS store (needs the bench extra)")
+    lc.add_argument("--dataset", default=SQUAD, help=f"a SQuAD JSON file or folder (default {SQUAD})")
+    lc.add_argument("--limit", type=int, default=300, help="paragraphs (articles) both sides ingest (default 300)")
+    lc.add_argument("--questions", type=int, default=200, help="questions about those paragraphs (default 200)")
+    lc.add_argument("-k", type=int, default=5, help="results per query (default 5)")
+    lc.add_argument("--work-dir", default=".cache/bench", help="where the throw-away index is built")
+    sy = sub.add_parser("synthetic", help="build a large index from copies of a built one (for `bench query`)")
+    sy.add_argument("--chunks", type=int, required=True, help="about how many chunks (whole articles are copied)")
+    sy.add_argument("--name", required=True, help="index name, e.g. synthetic-100k")
+    sy.add_argument("--index-dir", default=".cache/bench")
+    sy.add_argument("--base", default=SYNTHETIC_BASE,
+                    help="folder of the built index to copy (default: the harness's SQuAD v1.1 dev index)")
+    sy.add_argument("--noise", type=float, default=0.3, help="norm of the Gaussian noise added to copied vectors")
+    for s in (i, q, v, lc, sy):
         s.add_argument("--out", required=True, help="folder for <what>.json and <what>.md")
     return p
 
@@ -346,12 +370,20 @@ def main(argv: list[str]) -> int:
     """Entry point from `eval.cli`: argv is what follows `newsrag bench`."""
     args = _parser().parse_args(argv)
     if args.what == "ingest":
-        result = bench_ingest(args.dataset, args.limit, Path(args.work_dir), args.keep)
+        result = bench_ingest(args.dataset, args.limit, Path(args.work_dir), args.keep, args.rounds)
     elif args.what == "query":
         from eval.datasets import load_squad
 
         questions = [q.question for q in load_squad(args.dataset).questions][: args.questions]
         result = bench_query(args.index, args.index_dir, questions, args.clients)
+    elif args.what == "langchain":
+        from eval.peer import bench_langchain
+
+        result = bench_langchain(args.dataset, args.limit, args.questions, args.k, Path(args.work_dir))
+    elif args.what == "synthetic":
+        from eval.synthetic import build
+
+        result = {"machine": machine(), **build(Path(args.base), args.name, Path(args.index_dir), args.chunks, args.noise)}
     else:
         result = bench_vectors(args.index, args.index_dir, [int(s) for s in args.sizes.split(",")], args.noise,
                                args.queries, [int(s) for s in args.nprobe.split(",")], args.bm25_size)
@@ -359,7 +391,12 @@ def main(argv: list[str]) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / f"{args.what}.json").write_text(json.dumps(result, indent=2))
-    table = markdown(args.what, result)
+    if args.what == "langchain":
+        from eval.peer import markdown as peer_markdown
+
+        table = peer_markdown(result)
+    else:
+        table = markdown(args.what, result)
     (out / f"{args.what}.md").write_text(table)
     print(table)
     return 0

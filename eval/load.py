@@ -21,6 +21,7 @@ import sys
 import tempfile
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 from urllib.parse import urlparse
@@ -60,28 +61,51 @@ def newsrag(*args: str) -> list[str]:
     return [str(script), *args] if script.exists() else [sys.executable, "-m", "rag.cli", *args]
 
 
+class ServerFailed(RuntimeError):
+    """`newsrag serve` exited or did not become ready; the message ends with its stderr when logged."""
+
+
+@dataclass
+class Served:
+    """A running `newsrag serve`: its base URL and process (for its pid and resident memory)."""
+
+    url: str
+    process: subprocess.Popen
+
+
 @contextmanager
-def served(index: str, index_dir: str) -> Iterator[str]:
-    """`newsrag serve` on 127.0.0.1, ready (its /health says the index is loaded), stopped on exit."""
+def served(index: str, index_dir: str, env: dict[str, str] | None = None, log: Path | None = None,
+           timeout_s: float = 180) -> Iterator[Served]:
+    """`newsrag serve` on 127.0.0.1 on a free port, ready (its /health says the index is loaded),
+    stopped on exit. `env` adds environment variables; `log` receives its stderr (else discarded)."""
     port = free_port()
-    server = subprocess.Popen(newsrag("serve", "--host", "127.0.0.1", "--port", str(port),
-                                      "--index", index, "--index-dir", index_dir),
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
+    sink = open(log, "w") if log else subprocess.DEVNULL
     try:
-        deadline = time.monotonic() + 180
+        server = subprocess.Popen(newsrag("serve", "--host", "127.0.0.1", "--port", str(port),
+                                          "--index", index, "--index-dir", str(index_dir)),
+                                  env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL, stderr=sink)
+    finally:
+        if log:
+            sink.close()
+    url = f"http://127.0.0.1:{port}"
+
+    def failed(why: str) -> ServerFailed:
+        return ServerFailed(why + (f": {log.read_text()[-4000:]}" if log else ""))
+
+    try:
+        deadline = time.monotonic() + timeout_s
         while True:
             if server.poll() is not None:
-                raise SystemExit(f"newsrag serve exited with status {server.returncode}")
+                raise failed(f"newsrag serve exited with status {server.returncode}")
             try:
                 if httpx.get(f"{url}/health", timeout=2).json().get("index_loaded"):
                     break
             except httpx.HTTPError:
                 pass
             if time.monotonic() > deadline:
-                raise SystemExit("newsrag serve did not become ready within 180 s")
-            time.sleep(0.5)
-        yield url
+                raise failed(f"newsrag serve did not become ready within {timeout_s:.0f} s")
+            time.sleep(0.1)
+        yield Served(url, server)
     finally:
         server.terminate()
         try:
@@ -148,9 +172,13 @@ def main(argv: list[str] | None = None) -> int:
                 print("load: building the sample index ...", file=sys.stderr)
                 subprocess.run(newsrag("ingest", "--sample", "--index", args.index, "--index-dir", index_dir),
                                check=True, stdout=subprocess.DEVNULL)
-            with served(args.index, index_dir) as url:
-                print(f"load: {args.clients} clients for {args.duration:.0f} s against {url} ...", file=sys.stderr)
-                report = asyncio.run(drive(url, questions, args.clients, args.duration, args.k))
+            try:
+                with served(args.index, index_dir) as server:
+                    print(f"load: {args.clients} clients for {args.duration:.0f} s against {server.url} ...",
+                          file=sys.stderr)
+                    report = asyncio.run(drive(server.url, questions, args.clients, args.duration, args.k))
+            except ServerFailed as exc:
+                raise SystemExit(str(exc)) from exc
             report["index"] = args.index
     report["command"] = "python -m eval.load " + " ".join(argv if argv is not None else sys.argv[1:])
     text = json.dumps(report, indent=2)

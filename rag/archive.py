@@ -396,9 +396,16 @@ class Archive:
         """Chunk, split sentences, find dates and answer candidates, and embed (reusing any vector
         already computed)."""
         limit = self.embedder.max_tokens
+        counted: dict[str, int] = {}
+
+        def model_tokens(text: str) -> int:  # each input is tokenized once, however often it is asked about
+            if text not in counted:
+                counted[text] = self.embedder.count_model_tokens(text)
+            return counted[text]
+
         plans = []
         for a in articles:
-            fits = lambda t, title=a.title: self.embedder.count_model_tokens(embed_input(title, t)) <= limit
+            fits = lambda t, title=a.title: model_tokens(embed_input(title, t)) <= limit
             chunks = chunk_text(a.id, a.text, self.chunking, fits)
             chunk_inputs = [embed_input(a.title, c.text) for c in chunks]
             sentences = split_sentences(a.text)
@@ -408,10 +415,9 @@ class Archive:
                   "approximate": m.approximate} for m in find_dates(a.text[s:e], a.date)]
                 for s, e in sentences
             ]
-            report.truncated_chunks += sum(self.embedder.count_model_tokens(t) > limit for t in chunk_inputs)
+            report.truncated_chunks += sum(model_tokens(t) > limit for t in chunk_inputs)
             plans.append((a, chunks, chunk_inputs, sentences, sentence_inputs, dates))
-        chunk_vecs = self._embed("chunks", [t for p in plans for t in p[2]])
-        sent_vecs = self._embed("sentences", [t for p in plans for t in p[4]])
+        chunk_vecs, sent_vecs = self._embed([t for p in plans for t in p[2]], [t for p in plans for t in p[4]])
         candidates = find_candidates([p[0].text for p in plans])
         out, ci, si = [], 0, 0
         for (a, chunks, chunk_inputs, sentences, sentence_inputs, dates), found in zip(plans, candidates):
@@ -424,17 +430,19 @@ class Archive:
             report.chunks += len(chunks)
         return out
 
-    def _embed(self, table: str, texts: list[str]) -> np.ndarray:
-        hashes = [embed_hash(t) for t in texts]
-        cached = self.store.cached_vectors(table, hashes)
-        missing = list(dict.fromkeys(h for h in hashes if h not in cached))
+    def _embed(self, chunk_texts: list[str], sentence_texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Vectors of chunk and sentence inputs, reusing any stored vector of the same input; what is
+        new is encoded once, in one call over both kinds (the model sorts it by length: less padding)."""
+        chunk_hashes, sentence_hashes = [embed_hash(t) for t in chunk_texts], [embed_hash(t) for t in sentence_texts]
+        known = {**self.store.cached_vectors("chunks", chunk_hashes),
+                 **self.store.cached_vectors("sentences", sentence_hashes)}
+        by_hash = dict(zip(chunk_hashes + sentence_hashes, chunk_texts + sentence_texts))
+        missing = [h for h in by_hash if h not in known]
         if missing:
-            by_hash = dict(zip(hashes, texts))
-            fresh = self.embedder.encode([by_hash[h] for h in missing])
-            cached.update(zip(missing, fresh))
-        if not texts:
-            return np.zeros((0, self.embedder.dimension), dtype=np.float32)
-        return np.vstack([cached[h] for h in hashes])
+            known.update(zip(missing, self.embedder.encode([by_hash[h] for h in missing])))
+        stack = lambda hashes: (np.vstack([known[h] for h in hashes]) if hashes
+                                else np.zeros((0, self.embedder.dimension), dtype=np.float32))
+        return stack(chunk_hashes), stack(sentence_hashes)
 
     def _finish_write(self, pending: _Pending) -> None:
         """BM25 for the committed state plus the writer's FAISS copy: swapped in for readers, then published."""
@@ -482,21 +490,23 @@ class Archive:
         return self._allowed(dc_replace(dated, include_undated=True)), {**block, "applied": True}
 
     def _contexts(self, chunk_ids: list[int]) -> dict[int, ChunkContext]:
-        """Chunk text, stored sentences and their vectors, for the second stage."""
+        """Chunk text and vector, stored sentences and their vectors, for the second stage."""
         chunks = self.store.chunks_by_id(chunk_ids)
+        chunk_vectors = self.store.chunk_vectors(chunk_ids)
         articles = self.store.get_articles(c.article_id for c in chunks.values())
         spans: dict[str, list] = {}
         for c in chunks.values():
             spans.setdefault(c.article_id, []).append(c)
         out = {}
         for article_id, parts in spans.items():  # one read per article, however many of its chunks
-            stored = self.store.sentences_in(article_id, min(c.start for c in parts), max(c.end for c in parts))
+            stored = self.store.sentences_in(article_id, min(c.start for c in parts), max(c.end for c in parts),
+                                             details=False)
             text = articles[article_id].text
             for c in parts:
                 rows = [r for r in stored if r.start >= c.start and r.end <= c.end]
                 vectors = np.vstack([r.vector for r in rows]) if rows else np.zeros((0, self.embedder.dimension), np.float32)
                 out[c.id] = ChunkContext(articles[article_id].title, text[c.start:c.end],
-                                         [text[r.start:r.end] for r in rows], vectors)
+                                         [text[r.start:r.end] for r in rows], vectors, chunk_vectors.get(c.id))
         return out
 
     def search(

@@ -51,6 +51,7 @@ class ChunkContext:
     text: str
     sentences: list[str]
     sentence_vectors: np.ndarray  # (len(sentences), dim), unit length
+    vector: np.ndarray | None = None  # the chunk's own stored vector, when the reader has it
 
 
 @lru_cache(maxsize=65536)

@@ -219,10 +219,13 @@ def second_stage(
 ) -> list[Hit]:
     """Re-score fused hits with sentence-level features; a hit with no stored context is dropped.
     `term_weights` defaults to this index's idf (a shard passes the whole collection's)."""
-    missing = np.array([h.chunk_id for h in hits if h.dense_score is None], dtype=np.int64)
-    cosine = dict(vectors.search(query_vector, len(missing), missing)) if len(missing) else {}
     found = contexts([h.chunk_id for h in hits])
     hits = [h for h in hits if h.chunk_id in found]
+    missing = [h.chunk_id for h in hits if h.dense_score is None]  # BM25-only hits: their cosine
+    cosine = {c: float(found[c].vector @ query_vector) for c in missing if found[c].vector is not None}
+    rest = np.array([c for c in missing if c not in cosine], dtype=np.int64)
+    if len(rest):
+        cosine.update(vectors.search(query_vector, len(rest), rest))
     dense = [h.dense_score if h.dense_score is not None else cosine.get(h.chunk_id, 0.0) for h in hits]
     scores = rescore(question, term_weights or TermWeights.from_bm25(lexical.retriever), query_vector, dense,
                      [found[h.chunk_id] for h in hits], weights)

@@ -199,6 +199,15 @@ class Store:
         ).fetchall()
         return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
 
+    def chunk_vectors(self, ids: Iterable[int]) -> dict[int, np.ndarray]:
+        """Stored vectors of some chunks: exact cosines without another FAISS search."""
+        ids = list(ids)
+        if not ids:
+            return {}
+        marks = ",".join("?" * len(ids))
+        rows = self.connect().execute(f"SELECT id, vector FROM chunks WHERE id IN ({marks})", ids).fetchall()
+        return {r[0]: _vector(r[1]) for r in rows}
+
     def iter_chunk_vectors(self, batch: int = 10000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """All (ids, vectors) in batches, for rebuilding the FAISS index."""
         cursor = self.connect().execute("SELECT id, vector FROM chunks ORDER BY id")
@@ -231,13 +240,17 @@ class Store:
                 out[h] = _vector(blob)
         return out
 
-    def sentences_in(self, article_id: str, start: int, end: int) -> list[SentenceRow]:
-        """Stored sentences lying inside `[start, end)` of an article."""
+    def sentences_in(self, article_id: str, start: int, end: int, details: bool = True) -> list[SentenceRow]:
+        """Stored sentences lying inside `[start, end)` of an article; without `details` their dates
+        and candidates are left empty (retrieval's second stage needs only offsets and vectors)."""
+        extra = ", dates, candidates" if details else ""
         rows = self.connect().execute(
-            'SELECT id, article_id, start, "end", vector, dates, candidates FROM sentences'
+            f'SELECT id, article_id, start, "end", vector{extra} FROM sentences'
             ' WHERE article_id=? AND start>=? AND "end"<=? ORDER BY start',
             (article_id, start, end),
         ).fetchall()
+        if not details:
+            return [SentenceRow(r[0], r[1], r[2], r[3], _vector(r[4]), []) for r in rows]
         return [SentenceRow(r[0], r[1], r[2], r[3], _vector(r[4]), json.loads(r[5]), json.loads(r[6]))
                 for r in rows]
 

@@ -70,3 +70,49 @@ def test_vectors_report(kept_index, tmp_path):
         assert by[str(row["ivf-fp16"]["params"]["nprobe"])]["recall@10"] >= by["1"]["recall@10"]
     assert report["bm25"]["chunks"] == 300 and report["bm25"]["search_ms"]["p50"] > 0
     assert "flat-ip" in (tmp_path / "vectors.md").read_text()
+
+
+def test_langchain_side_by_side(squad_file, tmp_path):
+    """Both sides ingest the same paragraphs and answer the same questions; LangChain is an optional extra."""
+    pytest.importorskip("langchain_community", reason="the bench extra: pip install 'newsrag[bench]'")
+    pytest.importorskip("langchain_text_splitters", reason="the bench extra: pip install 'newsrag[bench]'")
+    assert main(["bench", "langchain", "--dataset", str(squad_file), "--limit", "3", "--questions", "3", "-k", "2",
+                 "--work-dir", str(tmp_path / "work"), "--out", str(tmp_path / "out")]) == 0
+    report = json.loads((tmp_path / "out" / "langchain.json").read_text())
+    ours, theirs = report["newsrag"], report["langchain"]
+    assert report["questions"] == 3 and ours["chunks"] >= 3 and theirs["chunks"] == 3  # each paragraph < 1000 chars
+    assert ours["build_s"] > 0 and theirs["build_s"] > 0
+    for side in (ours["search_ms"], ours["answer_ms"], theirs["search_ms"]):
+        assert side["n"] == 3 and 0 < side["p50"] <= side["p95"]
+    for quality in (ours["quality_search"], theirs["quality_search"]):
+        assert 0 <= quality["recall@1"] <= quality["recall@5"] <= 1
+    lo = (ours["build_s"] - 5e-4) / (theirs["build_s"] + 5e-4)  # build_s is rounded to the millisecond
+    hi = (ours["build_s"] + 5e-4) / (theirs["build_s"] - 5e-4)
+    assert lo - 0.01 <= report["ratios"]["build_s_ours_over_theirs"] <= hi + 0.01
+    assert not (tmp_path / "work" / "bench-peer").exists()
+    assert "LangChain FAISS" in (tmp_path / "out" / "langchain.md").read_text()
+
+
+def test_synthetic_index_opens_like_any_other(kept_index, tmp_path):
+    """Copies of the kept index, written through the store: it opens, checks clean and answers as any other."""
+    from rag.archive import Archive
+
+    work, ingest, _ = kept_index
+    assert main(["bench", "synthetic", "--base", str(work / "bench-ingest"), "--chunks", str(3 * ingest["chunks"]),
+                 "--name", "synthetic-test", "--index-dir", str(tmp_path), "--out", str(tmp_path / "out")]) == 0
+    report = json.loads((tmp_path / "out" / "synthetic.json").read_text())
+    assert report["copies"] == 3 and report["chunks"] == 3 * ingest["chunks"] and report["articles"] == 9
+    archive = Archive.open("synthetic-test", tmp_path)
+    assert archive.check() == []
+    assert archive.stats()["chunks"] == report["chunks"]
+    ids = {row[0] for row in archive.store.connect().execute("SELECT id FROM articles")}
+    assert {"Harbour-0", "Harbour-0~copy1", "Harbour-0~copy2"} <= ids
+    result = archive.answer("When did the harbour flood?")
+    assert result["passages"][0]["article_id"].startswith("Harbour-0")
+    assert "March 2021" in result["answer"]["text"]
+    copy = archive.get_article("Harbour-0~copy2")
+    assert copy.title == "Harbour (copy 2)" and copy.text == archive.get_article("Harbour-0").text
+    with pytest.raises(SystemExit):  # never overwrites an index it did not build
+        main(["bench", "synthetic", "--base", str(work / "bench-ingest"), "--chunks", "10", "--name", "bench-ingest",
+              "--index-dir", str(work), "--out", str(tmp_path / "out2")])
+

@@ -4,20 +4,15 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import shutil
-import socket
-import subprocess
-import sys
-import time
 from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import replace
 from pathlib import Path
 
-import httpx
 import pytest
 
 from eval.datasets import Question, load_qa
+from eval.load import served
 from eval.run import Asked, answer_metrics, index_name
 from rag import cli as rag_cli
 from rag.cli import sample_corpus_path
@@ -125,40 +120,12 @@ def test_the_cache_key_follows_article_content(qa_dir) -> None:
     assert index_name(edited) != index_name(dataset)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(local_run, cache, tmp_path_factory):
     """`newsrag serve` on the run's index, in its own process, on a free loopback port."""
-    port = _free_port()
-    env = {**os.environ, "NEWSRAG_MAX_K": "100"}
     log = tmp_path_factory.mktemp("serve") / "stderr.log"
-    with open(log, "w") as sink:
-        proc = subprocess.Popen([sys.executable, "-m", "rag.cli", "serve", "--index",
-                                 local_run[0]["config"]["index"], "--index-dir", str(cache), "--port", str(port)],
-                                env=env, stdout=subprocess.DEVNULL, stderr=sink)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"newsrag serve exited: {log.read_text()}")
-            try:
-                if httpx.get(f"{url}/health", timeout=2).json().get("index_loaded"):
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail("newsrag serve did not come up within 180 s")
-            time.sleep(0.5)
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+    with served(local_run[0]["config"]["index"], str(cache), env={"NEWSRAG_MAX_K": "100"}, log=log) as running:
+        yield running.url
 
 
 @pytest.fixture(scope="module")
