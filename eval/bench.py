@@ -27,6 +27,8 @@ from typing import Callable
 
 import numpy as np
 
+from eval.synthetic import noisy
+
 SQUAD = "../shared/eval/squad-v1.1-dev"
 PREBUILT = ".cache/prebuilt"
 # `newsrag eval ../shared/eval/squad-v1.1-dev --format squad --build-only` builds it (and prints its name)
@@ -53,13 +55,16 @@ def percentiles(ms: list[float]) -> dict:
             "p99": round(float(np.percentile(a, 99)), 3), "mean": round(float(a.mean()), 3)}
 
 
+def _time(call: Callable[[], object]) -> float:
+    """Milliseconds one call takes."""
+    t = time.perf_counter()
+    call()
+    return (time.perf_counter() - t) * 1e3
+
+
 def timed_calls(call: Callable[[str], object], items: list[str], clients: int) -> dict:
     """Latency percentiles of `call` over `items` from `clients` threads at once, with throughput."""
-    def one(item: str) -> float:
-        t = time.perf_counter()
-        call(item)
-        return (time.perf_counter() - t) * 1e3
-
+    one = lambda item: _time(lambda: call(item))
     started = time.perf_counter()
     if clients == 1:
         ms = [one(i) for i in items]
@@ -190,10 +195,7 @@ def synthetic(base: np.ndarray, start: int, stop: int, noise: float) -> np.ndarr
     """Rows start..stop: real vector `i % len(base)` plus Gaussian noise of norm ~`noise`, re-normalised.
 
     Seeded by the row range, so the same rows come out on every call (built twice without storing them)."""
-    rng = np.random.default_rng(start)
-    x = base[np.arange(start, stop) % len(base)]
-    x = x + rng.standard_normal(x.shape).astype(np.float32) * (noise / np.sqrt(base.shape[1]))
-    return x / np.linalg.norm(x, axis=1, keepdims=True)
+    return noisy(base[np.arange(start, stop) % len(base)], np.random.default_rng(start), noise)
 
 
 def _build(kind: str, base: np.ndarray, size: int, noise: float, nprobe: int | None):
@@ -248,12 +250,6 @@ def bench_vectors(index: str, index_dir: str, sizes: list[int], noise: float, n_
         print(f"newsrag bench: vectors at {size} chunks done", file=sys.stderr)
     out["bm25"] = bench_bm25(texts, bm25_size, n_queries)
     return out
-
-
-def _time(call: Callable[[], object]) -> float:
-    t = time.perf_counter()
-    call()
-    return (time.perf_counter() - t) * 1e3
 
 
 def bench_bm25(texts: list[str], size: int, n_queries: int) -> dict:

@@ -39,30 +39,29 @@ def ranking_metrics(
     different providers (RR@10 to the MS MARCO one, since pytrec_eval ignores RR's cut-off), and
     providers break ties differently, so an untied run is the only way they all see one ranking.
     """
-    if not qrels:
-        raise ValueError("no queries to score: qrels is empty")
-    qrels = {q: {d: int(g) for d, g in docs.items()} for q, docs in qrels.items()}
     ranked = {q: sorted(run.get(q) or {}, key=lambda d: (-float(run[q][d]), d)) for q in qrels}
-    by_measure = {m: name for name, m in RANKING_MEASURES.items()}
-    totals = dict.fromkeys(RANKING_MEASURES, 0.0)
-    for metric in ir_measures.iter_calc(list(by_measure), qrels, run_from_ranking(ranked)):
-        totals[by_measure[metric.measure]] += metric.value
-    return {name: total / len(qrels) for name, total in totals.items()}
+    return _mean_measures(qrels, ranked, {m: name for name, m in RANKING_MEASURES.items()})
 
 
 def recall_curve(
     qrels: Mapping[str, Mapping[str, int]], ranked: Mapping[str, Sequence[str]], cutoffs: Sequence[int]
 ) -> dict[int, float]:
     """Mean recall@c for each cutoff c (ir_measures' R@c), for plotting recall against depth."""
+    return _mean_measures(qrels, ranked, {R @ c: c for c in cutoffs})
+
+
+def _mean_measures(qrels: Mapping[str, Mapping[str, int]], ranked: Mapping[str, Sequence[str]],
+                   names: Mapping) -> dict:
+    """Each ir_measures measure in `names`, averaged over every query in `qrels` and keyed by its
+    name there; a query not ranked scores 0."""
     if not qrels:
         raise ValueError("no queries to score: qrels is empty")
-    measures = {R @ c: c for c in cutoffs}
     qrels = {q: {d: int(g) for d, g in docs.items()} for q, docs in qrels.items()}
     run = run_from_ranking({q: list(ranked.get(q) or []) for q in qrels})
-    totals = dict.fromkeys(cutoffs, 0.0)
-    for metric in ir_measures.iter_calc(list(measures), qrels, run):
-        totals[measures[metric.measure]] += metric.value
-    return {c: total / len(qrels) for c, total in totals.items()}
+    totals = dict.fromkeys(names.values(), 0.0)
+    for metric in ir_measures.iter_calc(list(names), qrels, run):
+        totals[names[metric.measure]] += metric.value
+    return {name: total / len(qrels) for name, total in totals.items()}
 
 
 def run_from_ranking(ranked: Mapping[str, Sequence[str]]) -> dict[str, dict[str, float]]:

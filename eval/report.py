@@ -91,8 +91,7 @@ def git_state() -> dict | None:
 
 def markdown_table(report: dict) -> str:
     """One row per mode: every metric the run produced, then the latency percentiles."""
-    names = [name for name in METRIC_ORDER if any(name in m["metrics"] for m in report["modes"].values())]
-    names += sorted({n for m in report["modes"].values() for n in m["metrics"]} - set(names))
+    names = [name for name, _ in _ordered({n: 0.0 for m in report["modes"].values() for n in m["metrics"]})]
     header = ["mode", *names, *(f"{key} ms" for key in LATENCY_KEYS)]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for mode, entry in report["modes"].items():

@@ -27,7 +27,7 @@ import numpy as np
 from eval.datasets import Dataset, load_dataset, squad_split
 from rag.embedding import shared_embedder
 from rag.lexical import LexicalIndex
-from rag.rescore import FEATURES, ChunkContext, RescoreWeights, features
+from rag.rescore import FEATURES, ChunkContext, RescoreWeights, features, stems
 from rag.retrieval import FusionSettings, fuse
 from rag.terms import TermWeights
 from rag import lexical as lexical_module
@@ -123,7 +123,7 @@ def gather(corpus: Corpus, lexical: LexicalIndex, qv: np.ndarray, questions: lis
         dense = [(int(corpus.chunk_ids[j]), float(cos[j])) for j in top]
         bm25 = lexical.search(question, settings.depth)
         fused = fuse(dense, bm25, settings)[: settings.rerank]
-        terms = lexical_module.question_terms(question, _stems)
+        terms = lexical_module.question_terms(question, stems)
         idf = {t: weights.idf(t) for t in terms if t in weights.vocabulary}
         rows = np.array([row_of[h.chunk_id] for h in fused], dtype=np.int64)
         table = np.vstack([features(terms, idf, qv[i], float(cos[r]), corpus.contexts[r]) for r in rows]) \
@@ -134,12 +134,6 @@ def gather(corpus: Corpus, lexical: LexicalIndex, qv: np.ndarray, questions: lis
         out.dense.append([(row_of[c], v) for c, v in dense])
         out.cosine.append({r: float(cos[r]) for r, _ in out.bm25[-1] + out.dense[-1]})
     return out
-
-
-def _stems(text: str):
-    from rag.rescore import stems
-
-    return stems(text)
 
 
 def article_ranking(corpus: Corpus, rows) -> list[str]:

@@ -182,10 +182,11 @@ def sentence_choices(
         title = {w.stem for w in words(passage.article.title) if not w.stop}
         title_idf = sum(weight for stem, weight in q_idf.items() if stem in title) / q_total
         rows = sentences_for(passage)
-        stems = [{w.stem for w in words(text[r.start:r.end]) if not w.stop} for r in rows]
+        tokens = [words(text[r.start:r.end]) for r in rows]
+        stems = [{w.stem for w in ws if not w.stop} for ws in tokens]
         matched = [sum(weight for stem, weight in q_idf.items() if stem in found) / q_total for found in stems]
         for i, row in enumerate(rows):
-            spans = rank_spans(model.span, view, text, (row.start, row.end), row.candidates, row.dates)
+            spans = rank_spans(model.span, view, text, (row.start, row.end), tokens[i], row.candidates, row.dates)
             best = spans[0] if spans else None
             features = {"cos": float(row.vector @ query_vector), "idf": matched[i],
                         "prev_idf": matched[i - 1] if i else 0.0,

@@ -17,7 +17,7 @@ import shutil
 import threading
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace as dc_replace
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
@@ -34,9 +34,9 @@ from .errors import (ArticleNotFound, EmptyIndex, IndexLocked, IndexMismatch, In
 from .lexical import LexicalIndex
 from .rescore import ChunkContext
 from .retrieval import (DEFAULT_MODE, Filters, FusionSettings, Hit, check_mode, check_recency, prefer_recent,
-                        retrieve)
+                        retrieve, time_in_question, time_scope)
 from .store import PreparedArticle, Store
-from .timeframe import find_timeframe, parse_as_of
+from .timeframe import parse_as_of
 from .terms import TermWeights
 from .vectors import APPROXIMATE_FROM, VectorIndex, sample_size
 from . import answering
@@ -45,6 +45,7 @@ FORMAT_VERSION = 2
 DEFAULT_INDEX = "default"
 _NAME_OK = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 INGEST_BATCH = 64  # articles per SQLite transaction: bounded memory, progress that survives a crash
+CANDIDATES_PER_PASSAGE = 3  # k passages are built from the top 3k chunks (a sharded search too)
 BatchPreparer = Callable[[Iterator[list[Article]], "IngestReport"], Iterator[list[PreparedArticle]]]
 
 
@@ -476,18 +477,13 @@ class Archive:
         return self.store.chunk_ids_where(where, params)
 
     def _scope(self, question: str, filters: Filters | None, as_of: date) -> tuple[np.ndarray | None, dict | None]:
-        """The allowed chunk ids, narrowed by a time the question names unless the caller set dates.
-
-        The automatic range keeps undated articles (their time is unknown) and is dropped, as
-        shown in the block's `applied`, when no dated article falls in it."""
-        frame = None if filters is not None and filters.has_dates() else find_timeframe(question, as_of)
-        if frame is None:
+        """The allowed chunk ids, narrowed by a time the question names unless the caller set dates
+        (`time_scope`: undated articles kept, the range dropped when no dated article falls in it)."""
+        found = time_in_question(question, filters, as_of)
+        if found is None:
             return self._allowed(filters), None
-        dated = dc_replace(filters or Filters(), date_from=frame.date_from, date_to=frame.date_to)
-        block = {**frame.to_json(), "include_undated": True}
-        if not len(self._allowed(dated)):
-            return self._allowed(filters), {**block, "applied": False}
-        return self._allowed(dc_replace(dated, include_undated=True)), {**block, "applied": True}
+        scope, block = time_scope(*found, filters, applied=bool(len(self._allowed(found[1]))))
+        return self._allowed(scope), block
 
     def _contexts(self, chunk_ids: list[int]) -> dict[int, ChunkContext]:
         """Chunk text and vector, stored sentences and their vectors, for the second stage."""
@@ -526,8 +522,8 @@ class Archive:
         t1 = time.perf_counter()
         query_vector = self.embedder.encode_query(question)
         t2 = time.perf_counter()
-        hits = retrieve(mode, k * 3, query_vector, question, derived.vectors, derived.lexical, allowed, self.fusion,
-                        self._contexts)
+        hits = retrieve(mode, k * CANDIDATES_PER_PASSAGE, query_vector, question, derived.vectors, derived.lexical,
+                        allowed, self.fusion, self._contexts)
         t3 = time.perf_counter()
         chunks = self.store.chunks_by_id(h.chunk_id for h in hits)
         articles = self.store.get_articles(c.article_id for c in chunks.values())

@@ -72,14 +72,15 @@ def parse_date(value: object) -> str | None:
         return date.fromisoformat(text[:10]).isoformat()
     except ValueError:
         pass
+    not_a_date = LoadError(f"date {text!r} is not a date: give YYYY-MM-DD or a full date such as '7 October 2025'")
     if not _YEAR.search(text) or _NUMERIC_DATE.match(text):  # relative, or 03/04/2025: day or month first?
-        raise LoadError(f"date {text!r} is not a date: give YYYY-MM-DD or a full date such as '7 October 2025'")
+        raise not_a_date
     import dateparser  # only for dates that are not ISO
 
     parsed = dateparser.parse(text, languages=["en"], settings={
         "STRICT_PARSING": True, "REQUIRE_PARTS": ["day", "month", "year"], "RETURN_AS_TIMEZONE_AWARE": True})
     if parsed is None:
-        raise LoadError(f"date {text!r} is not a date: give YYYY-MM-DD or a full date such as '7 October 2025'")
+        raise not_a_date
     return parsed.date().isoformat()
 
 

@@ -13,7 +13,7 @@ import textwrap
 from importlib import resources
 from pathlib import Path
 
-from .errors import NewsragError
+from .errors import InvalidInput, NewsragError
 
 
 def _index_args(parser: argparse.ArgumentParser) -> None:
@@ -105,7 +105,6 @@ def cmd_ingest(args) -> int:
 
     from .archive import Archive
     from .articles import iter_sources
-    from .errors import InvalidInput
 
     paths = list(args.paths) + ([str(sample_corpus_path())] if args.sample else [])
     if not paths:
@@ -192,8 +191,6 @@ def cmd_serve(args) -> int:
     import uvicorn
 
     from api.app import create_app
-
-    from .errors import InvalidInput
 
     if args.workers > 1:
         if args.shards:

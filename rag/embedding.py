@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
-from functools import cached_property
+from functools import cached_property, lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -49,9 +49,6 @@ class Embedder:
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()
-        import torch
-
-        self.batch_threads = torch.get_num_threads()  # torch's own choice for this machine, kept for batches
         return SentenceTransformer(resolve_model_path(self.name), device="cpu")
 
     @property
@@ -95,9 +92,9 @@ class Embedder:
             return np.zeros((0, self.dimension), dtype=np.float32)
         import torch
 
-        model = self.model
-        torch.set_num_threads(threads or self.batch_threads)  # set per call: a server mixes both kinds
-        vectors = model.encode(
+        batch_threads = _batch_threads()  # read before the first set below changes what torch reports
+        torch.set_num_threads(threads or batch_threads)  # set per call: a server mixes both kinds
+        vectors = self.model.encode(
             texts,
             batch_size=batch_size or self.batch_size,
             normalize_embeddings=True,
@@ -109,6 +106,15 @@ class Embedder:
     def encode_query(self, text: str) -> np.ndarray:
         """One question's vector, shape (dim,), computed on one core (see `encode`)."""
         return self.encode([text], threads=1)[0]
+
+
+@lru_cache(maxsize=1)
+def _batch_threads() -> int:
+    """torch's own thread count for this machine, read once per process before `encode` first sets it
+    (one value for every Embedder: the setting is process-wide)."""
+    import torch
+
+    return torch.get_num_threads()
 
 
 def shared_embedder(name: str | None = None) -> Embedder:

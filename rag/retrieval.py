@@ -19,6 +19,7 @@ import numpy as np
 from .errors import InvalidInput
 from .rescore import ChunkContext, RescoreWeights, rescore
 from .terms import TermWeights
+from .timeframe import TimeFrame, find_timeframe
 
 MODES = ("dense", "bm25", "hybrid")
 DEFAULT_MODE = "hybrid"
@@ -132,6 +133,21 @@ class Filters:
         if self.has_dates():
             out["include_undated"] = self.include_undated
         return out
+
+
+def time_in_question(question: str, filters: Filters | None, as_of: date) -> tuple[TimeFrame, Filters] | None:
+    """The time a question names (none when the caller set dates) and the filters narrowed to it."""
+    frame = None if filters is not None and filters.has_dates() else find_timeframe(question, as_of)
+    if frame is None:
+        return None
+    return frame, replace(filters or Filters(), date_from=frame.date_from, date_to=frame.date_to)
+
+
+def time_scope(frame: TimeFrame, dated: Filters, filters: Filters | None, applied: bool) -> tuple[Filters | None, dict]:
+    """The filters to rank within and the `time_filter` block: the named time keeps undated articles
+    (their time is unknown) and is dropped (`applied` false) when no dated article falls in it."""
+    block = {**frame.to_json(), "include_undated": True, "applied": applied}
+    return (replace(dated, include_undated=True) if applied else filters), block
 
 
 def check_mode(mode: str | None) -> str:

@@ -28,18 +28,17 @@ import numpy as np
 
 from . import lexical as lexical_module
 from .answering import Passage, build_passages
-from .archive import Archive, IngestReport
+from .archive import CANDIDATES_PER_PASSAGE, Archive, IngestReport
 from .articles import Article, LoadFailure
 from .embedding import Embedder
 from .errors import EmptyIndex, InvalidInput
 from .lexical import CorpusStats, LexicalIndex
 from .rescore import stems
 from .retrieval import (Filters, FusionSettings, Hit, _below, check_mode, check_recency, fuse, prefer_recent,
-                        second_stage)
+                        second_stage, time_in_question, time_scope)
 from .store import ChunkRow
-from .timeframe import find_timeframe, parse_as_of
+from .timeframe import parse_as_of
 
-CANDIDATES_PER_PASSAGE = 3  # as Archive.search: k passages are built from the top 3k chunks
 T = TypeVar("T")
 
 
@@ -144,12 +143,6 @@ def query_vector(embedder: Embedder, question: str) -> np.ndarray:
     return vector
 
 
-def _allowed(archive: Archive, filters: Filters | None) -> np.ndarray | None:
-    if filters is None or filters.is_empty():
-        return None
-    return archive.store.chunk_ids_where(*filters.to_sql())
-
-
 def question_terms(lexical: LexicalIndex, question: str) -> list[str]:
     """Every term either BM25 or the second stage weighs for this question."""
     return list(dict.fromkeys([*lexical.query_tokens(question), *lexical_module.question_terms(question, stems)]))
@@ -158,7 +151,7 @@ def question_terms(lexical: LexicalIndex, question: str) -> list[str]:
 def plan(archive: Archive, question: str, dated: Filters | None) -> ShardPlan:
     """Round 1 on one shard."""
     lexical = _lexical(archive)
-    allowed = _allowed(archive, dated)
+    allowed = archive._allowed(dated)
     matched = None if dated is None else allowed is None or bool(len(allowed))
     return ShardPlan(len(archive.derived().vectors), lexical.stats(question_terms(lexical, question)), matched)
 
@@ -168,7 +161,7 @@ def hits(archive: Archive, question: str, depth: int, mode: str, filters: Filter
     """Round 2 on one shard: its top `depth` chunks by dense cosine and/or by BM25 (with `corpus`,
     scored under the whole collection's statistics), within `filters`."""
     derived = archive.derived()
-    allowed = _allowed(archive, filters)
+    allowed = archive._allowed(filters)
     found: dict[str, list[tuple[int, float]]] = {}
     if mode != "bm25":
         found["dense"] = derived.vectors.search(query_vector(archive.embedder, question), depth, allowed)
@@ -270,17 +263,14 @@ class ShardedSearch:
                recency: str | None = None, as_of: str | None = None) -> tuple[list[Passage], dict]:
         """The top-k passages over all shards, and the retrieval block (as `Archive.search` gives them)."""
         mode, recency, today = check_mode(mode), check_recency(recency), parse_as_of(as_of)
-        frame = None if filters is not None and filters.has_dates() else find_timeframe(question, today)
-        dated = replace(filters or Filters(), date_from=frame.date_from, date_to=frame.date_to) if frame else None
-        plans = self._each(lambda i, s: s.plan(question, dated))
+        found = time_in_question(question, filters, today)
+        plans = self._each(lambda i, s: s.plan(question, found[1] if found else None))
         if not sum(p.chunks for p in plans):
             raise EmptyIndex("the sharded index holds no articles yet")
         corpus = sum((p.stats for p in plans), CorpusStats())
         scope, time_filter = filters, None
-        if frame:
-            applied = any(p.dated for p in plans)
-            time_filter = {**frame.to_json(), "include_undated": True, "applied": applied}
-            scope = replace(dated, include_undated=True) if applied else filters
+        if found:
+            scope, time_filter = time_scope(*found, filters, applied=any(p.dated for p in plans))
         wanted = k * CANDIDATES_PER_PASSAGE
         depth = max(wanted, self.fusion.depth) if mode == "hybrid" else wanted
         parts = self._each(lambda i, s: s.hits(question, depth, mode, scope, corpus))

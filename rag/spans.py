@@ -151,12 +151,12 @@ def candidate_features(
 
 
 def rank_spans(
-    model: LinearModel, view: QuestionView, text: str, sentence: tuple[int, int],
+    model: LinearModel, view: QuestionView, text: str, sentence: tuple[int, int], sentence_words: list[Word],
     rows: list[list], dates: list[dict],
 ) -> list[ScoredSpan]:
-    """The sentence's candidates (stored rows, plus its date expressions), best first."""
-    s0, s1 = sentence
-    sentence_words = words(text[s0:s1])
+    """The sentence's candidates (stored rows, plus its date expressions), best first; `sentence_words`
+    are `words(text[sentence])`, which the caller has already computed."""
+    s0 = sentence[0]
     scored = []
     for c in with_dates([Candidate.from_row(row, s0) for row in rows], dates):
         scored.append(ScoredSpan(c.start, c.end,
