@@ -7,6 +7,7 @@ Offsets always satisfy `article.text[chunk.start:chunk.end] == chunk.text`; text
 from __future__ import annotations
 
 import re
+import string
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Callable
@@ -23,7 +24,7 @@ _ABBREV = {
     "jan", "feb", "mar", "apr", "jun", "jul", "aug", "sep", "sept", "oct", "nov", "dec",
     "u.s", "u.k", "u.n", "e.g", "i.e", "a.m", "p.m", "approx", "fig", "al",
 }
-_WORD_BEFORE = re.compile(r"([A-Za-z][A-Za-z.]*)$")
+_WORD_CHARS = frozenset(string.ascii_letters + ".")
 
 
 @dataclass(frozen=True)
@@ -61,13 +62,20 @@ def count_tokens(text: str) -> int:
     return len(_encoding().encode_ordinary(text))
 
 
+def _word_before(text: str, dot: int) -> str:
+    """The run of ASCII letters and full stops that ends at `dot`, from its first letter ("U.S" in
+    "U.S."). Scanned backwards, so a full stop costs the length of its word, never of the text before
+    it: the splitter stays linear however many full stops an article holds."""
+    begin = dot
+    while begin > 0 and text[begin - 1] in _WORD_CHARS:
+        begin -= 1
+    while begin < dot and text[begin] == ".":
+        begin += 1
+    return text[begin:dot]
+
+
 def _is_abbreviation(text: str, dot: int) -> bool:
-    if text[dot] != ".":
-        return False
-    match = _WORD_BEFORE.search(text, 0, dot)
-    if not match:
-        return False
-    word = match.group(1).lower().rstrip(".")
+    word = _word_before(text, dot).lower().rstrip(".")
     return word in _ABBREV or (len(word) == 1 and word.isalpha())
 
 
@@ -77,7 +85,7 @@ def split_sentences(text: str, start: int = 0, end: int | None = None) -> list[t
     spans: list[tuple[int, int]] = []
     cursor = start
     for match in _END.finditer(text, start, end):
-        if match.group(0).startswith((".", "!", "?")) and _is_abbreviation(text, match.start()):
+        if match.group(0).startswith(".") and _is_abbreviation(text, match.start()):
             continue
         _append_trimmed(text, cursor, match.end(), spans)
         cursor = match.end()
@@ -100,11 +108,13 @@ def _split_long(text: str, s: int, e: int, budget: int, count: Callable[[str], i
     units: list[tuple[int, int]] = []
     for m in re.finditer(r"\S+", text[s:e]):
         ws, we = s + m.start(), s + m.end()
-        while count(text[ws:we]) > budget:
+        if count(text[ws:we]) <= budget:
+            units.append((ws, we))
+            continue
+        while ws < we:
             cut = _largest_fit(lambda n: count(text[ws:ws + n]) <= budget, we - ws)
             units.append((ws, ws + cut))
             ws += cut
-        units.append((ws, we))
     pieces: list[tuple[int, int]] = []
     first = 0
     while first < len(units):
@@ -115,8 +125,14 @@ def _split_long(text: str, s: int, e: int, budget: int, count: Callable[[str], i
 
 
 def _largest_fit(ok: Callable[[int], bool], high: int) -> int:
-    """The largest n in 1..high with ok(n), assuming ok is monotone; at least 1."""
-    lo, hi = 1, high
+    """The largest n in 1..high with ok(n), assuming ok is monotone; at least 1. It gallops up from 1
+    before halving, so its probes are about the size of the answer, not of `high`: cutting a long run
+    of text into pieces stays linear in the text."""
+    lo, step = 1, 1
+    while lo + step <= high and ok(lo + step):
+        lo += step
+        step *= 2
+    hi = min(high, lo + step - 1)
     while lo < hi:
         mid = (lo + hi + 1) // 2
         if ok(mid):
