@@ -34,6 +34,7 @@ def get_article(article_id: str, request: Request, index: str | None = None,
     if prefers_html(request):
         return article_page(article, start, end)
     body = asdict(article)
+    body.pop("origin")  # where this process read it: not part of the stored article
     extra = body.pop("extra")
     return {**extra, **body}
 
@@ -44,7 +45,7 @@ def post_articles(body: ArticlesIn, request: Request) -> dict:
     items = []
     for n, raw in enumerate(body.articles):
         try:
-            items.append(make_article(raw.model_dump(exclude_none=True), f"api-{n}"))
+            items.append(make_article(raw.model_dump(exclude_none=True), f"api-{n}", f"articles[{n}]"))
         except LoadError as exc:
             items.append(LoadFailure(f"articles[{n}]", exc.message))
     report = archive.ingest(items)

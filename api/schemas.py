@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from rag.validation import MAX_ARTICLE_CHARS, MAX_ARTICLES_PER_REQUEST, MAX_K, MAX_QUESTION_CHARS
+from rag.validation import MAX_ARTICLE_CHARS, MAX_ARTICLES_PER_REQUEST, MAX_K, MAX_QUESTION_CHARS, MAX_TITLE_CHARS
 
 
 class FiltersIn(BaseModel):
@@ -33,7 +33,8 @@ class AskIn(BaseModel):
 class ArticleIn(BaseModel):
     model_config = ConfigDict(extra="allow")
     id: str | None = Field(None, max_length=256)
-    title: str | None = None
+    title: str | None = Field(None, max_length=MAX_TITLE_CHARS,
+                              description="NEWSRAG_MAX_TITLE_CHARS (default 300); default: the first sentence")
     date: str | None = None
     url: str | None = None
     source: str | None = None

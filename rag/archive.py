@@ -352,10 +352,11 @@ class Archive:
         batch: list[Article] = []
         given: dict[str, str] = {}  # stored id -> the id the source gave
         for item in items:
-            if isinstance(item, LoadFailure) or given.get(item.id, item.given_id) != item.given_id:
-                if not isinstance(item, LoadFailure):  # "a b" and "a?b" both clean to "a-b": keep the first
-                    item = LoadFailure(item.given_id, f"id {item.given_id!r} is stored as {item.id!r}, which "
-                                       f"{given[item.id]!r} already took in this ingest; give distinct ids")
+            if not isinstance(item, LoadFailure) and given.get(item.id, item.given_id) != item.given_id:
+                # "a b" and "a?b" both clean to "a-b": the first keeps it
+                item = LoadFailure(item.where, f"id {item.given_id!r} would be stored as {item.id!r}, which "
+                                   f"{given[item.id]!r} already took in this ingest; give distinct ids")
+            if isinstance(item, LoadFailure):
                 report.failed.append(item)
                 if progress:
                     progress(1)
@@ -372,12 +373,20 @@ class Archive:
 
     def _changed(self, batch: list[Article], report: IngestReport,
                  progress: Callable[[int], None] | None) -> list[Article]:
-        """The articles of a batch whose content differs from what is stored."""
+        """The articles of a batch whose content differs from what is stored; one whose stored id an
+        earlier ingest gave another article (another given id) is refused, never written over it."""
+        taken = self.store.given_ids(a.id for a in batch)
+        refused = [a for a in batch if taken.get(a.id, a.given_id) != a.given_id]
+        report.failed.extend(
+            LoadFailure(a.where, f"id {a.given_id!r} would be stored as {a.id!r}, which already holds the article "
+                                 f"given as {taken[a.id]!r}; give a distinct id (or delete {a.id!r} first)")
+            for a in refused)
+        batch = [a for a in batch if taken.get(a.id, a.given_id) == a.given_id]
         existing = self.store.content_hashes(a.id for a in batch)
         unchanged = [a.id for a in batch if existing.get(a.id) == a.content_hash]
         report.unchanged.extend(unchanged)
-        if progress and unchanged:
-            progress(len(unchanged))
+        if progress and (unchanged or refused):
+            progress(len(unchanged) + len(refused))
         return [a for a in batch if existing.get(a.id) != a.content_hash]
 
     def _commit_batch(self, prepared: list[PreparedArticle], pending: _Pending, report: IngestReport,

@@ -8,24 +8,26 @@ from __future__ import annotations
 
 import glob
 import hashlib
+import itertools
 import json
 import re
 import sys
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import IO, Iterable, Iterator
 
 from .errors import LoadError
-from .validation import check_article_size, check_file_size
+from .validation import check_article_size, check_file_size, check_title
 
 SUPPORTED_SUFFIXES = (".txt", ".jsonl", ".html", ".htm")
 _DATE_HEADER = re.compile(r"\A\s*date[ \t]+(\d{4}-\d{2}-\d{2})[ \t]*")
 _FIRST_SENTENCE = re.compile(r".+?[.!?](?=\s|$)", re.S)
 _YEAR = re.compile(r"\b\d{4}\b")
 _NUMERIC_DATE = re.compile(r"^\d{1,2}[/.-]\d{1,2}[/.-]\d{2,4}$")
-_ID_OK = re.compile(r"[^A-Za-z0-9._:/-]+")
-MAX_TITLE_CHARS = 200
+_ID_PUNCTUATION = frozenset("._:/-")
+DERIVED_TITLE_CHARS = 200  # a title taken from the first sentence is cut here
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,12 @@ class Article:
     url: str | None = None
     source: str | None = None
     extra: dict = field(default_factory=dict, compare=False, hash=False)
+    origin: str = field(default="", compare=False)  # where it was read (file, file:line), to name it in failures
+
+    @property
+    def where(self) -> str:
+        """How a failure names this article: where it was read, else the id its source gave."""
+        return self.origin or self.given_id
 
     @property
     def given_id(self) -> str:
@@ -89,16 +97,24 @@ def first_sentence(text: str) -> str:
     stripped = text.strip()
     match = _FIRST_SENTENCE.match(stripped)
     title = (match.group(0) if match else stripped.split("\n", 1)[0]).strip()
-    return title[:MAX_TITLE_CHARS]
+    return title[:DERIVED_TITLE_CHARS]
+
+
+def _id_char(c: str) -> bool:
+    return c in _ID_PUNCTUATION or unicodedata.category(c)[0] in "LMN"  # letters, marks, digits of any script
 
 
 def clean_id(raw: str) -> str:
-    """An article id safe in URLs and logs: odd characters become '-'."""
-    return _ID_OK.sub("-", raw.strip()).strip("-") or "article"
+    """An article id safe in URLs and logs: NFKC-normalised (so one id has one spelling), letters, marks
+    and digits of any script kept, each run of anything else (spaces, controls, '?', '#', '%') one '-'."""
+    text = unicodedata.normalize("NFKC", raw).strip()
+    runs = ("".join(run) if ok else "-" for ok, run in itertools.groupby(text, key=_id_char))
+    return "".join(runs).strip("-") or "article"
 
 
-def make_article(record: dict, default_id: str) -> Article:
-    """Build an Article from a JSON-like record; only `text` is required."""
+def make_article(record: dict, default_id: str, origin: str = "") -> Article:
+    """Build an Article from a JSON-like record; only `text` is required. `origin` names where it was
+    read, so a later refusal (a taken id) can name the file and line."""
     if not isinstance(record, dict):
         raise LoadError("each record must be a JSON object")
     text = record.get("text")
@@ -108,11 +124,16 @@ def make_article(record: dict, default_id: str) -> Article:
     raw_id = record.get("id")
     given_id = str(raw_id) if raw_id not in (None, "") else default_id
     article_id = clean_id(given_id)
-    title = str(record.get("title") or "").strip() or first_sentence(text)
+    if article_id in (".", ".."):  # even percent-encoded, a browser resolves these path steps away
+        raise LoadError(f"id {given_id!r} would be stored as {article_id!r}, a path step that no link can "
+                        f"open; give another id")
+    title = str(record.get("title") or "").strip()
+    check_title(title)
+    title = title or first_sentence(text)
     known = {"id", "text", "title", "date", "url", "source"}
     extra = {k: v for k, v in record.items() if k not in known}
-    if given_id.strip() != article_id:
-        extra["given_id"] = given_id  # kept so two ids that clean to one can be told apart
+    if given_id != article_id:
+        extra["given_id"] = given_id  # kept so two ids that clean to one are told apart, across ingests too
     return Article(
         id=article_id,
         text=text,
@@ -121,6 +142,7 @@ def make_article(record: dict, default_id: str) -> Article:
         url=(str(record["url"]) if record.get("url") else None),
         source=(str(record["source"]) if record.get("source") else None),
         extra=extra,
+        origin=origin,
     )
 
 
@@ -152,7 +174,7 @@ def load_txt(path: Path, root: Path | None = None) -> Article:
     if header:
         record = {"text": raw[header.end():], "date": header.group(1)}
     record["text"] = record["text"].strip()
-    return make_article(record, path_id(path, root))
+    return make_article(record, path_id(path, root), str(path))
 
 
 def load_html(path: Path, root: Path | None = None) -> Article:
@@ -172,7 +194,17 @@ def load_html(path: Path, root: Path | None = None) -> Article:
         "url": get("url"),
         "source": get("sitename") or get("hostname"),
     }
-    return make_article(record, path_id(path, root))
+    return make_article(record, path_id(path, root), str(path))
+
+
+def failure_reason(exc: Exception) -> str:
+    """Why a source failed, for its LoadFailure: ours say it plainly; anything else (a bug, or a broken
+    third-party parser) is still named, so it costs that source alone."""
+    if isinstance(exc, LoadError):
+        return exc.message
+    if isinstance(exc, json.JSONDecodeError):
+        return f"invalid JSON: {exc.msg}"
+    return f"unexpected {type(exc).__name__}: {exc}"
 
 
 def iter_jsonl(stream: Iterable[str], name: str, root_id: str) -> Iterator[Article | LoadFailure]:
@@ -181,10 +213,9 @@ def iter_jsonl(stream: Iterable[str], name: str, root_id: str) -> Iterator[Artic
         if not line.strip():
             continue
         try:
-            yield make_article(json.loads(line), f"{root_id}-{lineno}")
-        except (json.JSONDecodeError, LoadError) as exc:
-            reason = exc.message if isinstance(exc, LoadError) else f"invalid JSON: {exc.msg}"
-            yield LoadFailure(f"{name}:{lineno}", reason)
+            yield make_article(json.loads(line), f"{root_id}-{lineno}", f"{name}:{lineno}")
+        except Exception as exc:
+            yield LoadFailure(f"{name}:{lineno}", failure_reason(exc))
 
 
 def load_jsonl(path: Path, root: Path | None = None) -> Iterator[Article | LoadFailure]:
@@ -198,7 +229,8 @@ def load_jsonl(path: Path, root: Path | None = None) -> Iterator[Article | LoadF
 
 
 def load_file(path: Path, root: Path | None = None) -> Iterator[Article | LoadFailure]:
-    """Articles from one file, by suffix."""
+    """Articles from one file, by suffix. Any error, even one no loader foresaw (a broken third-party
+    parser), is this file's failure: the other files are still ingested."""
     suffix = path.suffix.lower()
     if suffix == ".jsonl":
         yield from load_jsonl(path, root)
@@ -209,8 +241,8 @@ def load_file(path: Path, root: Path | None = None) -> Iterator[Article | LoadFa
         return
     try:
         yield loader(path, root)
-    except LoadError as exc:
-        yield LoadFailure(str(path), exc.message)
+    except Exception as exc:
+        yield LoadFailure(str(path), failure_reason(exc))
 
 
 def iter_sources(

@@ -132,6 +132,19 @@ class Store:
                 f"SELECT id, content_hash FROM articles WHERE id IN ({marks})", part).fetchall())
         return out
 
+    def given_ids(self, ids: Iterable[str]) -> dict[str, str]:
+        """Stored id -> the id its source gave, for the stored ones among `ids`: an ingest refuses to put
+        an article given another id in that place (two ids that clean to one)."""
+        ids = list(ids)
+        out: dict[str, str] = {}
+        for i in range(0, len(ids), 500):
+            part = ids[i: i + 500]
+            marks = ",".join("?" * len(part))
+            out.update(self.connect().execute(
+                f"SELECT id, coalesce(json_extract(extra, '$.given_id'), id) FROM articles WHERE id IN ({marks})",
+                part).fetchall())
+        return out
+
     def get_article(self, article_id: str) -> Article | None:
         row = self.connect().execute(
             "SELECT id, text, title, date, url, source, extra FROM articles WHERE id=?", (article_id,)

@@ -31,6 +31,8 @@ MAX_K = env_int("NEWSRAG_MAX_K", 50)
 MAX_BODY_BYTES = env_int("NEWSRAG_MAX_BODY_BYTES", 10 * 1024 * 1024)
 MAX_ARTICLES_PER_REQUEST = env_int("NEWSRAG_MAX_ARTICLES_PER_REQUEST", 1000)
 MAX_ARTICLE_CHARS = env_int("NEWSRAG_MAX_ARTICLE_CHARS", 1_000_000)
+# The title is embedded with every chunk: 300 characters (~70 tokens) leave the model room for the chunk.
+MAX_TITLE_CHARS = env_int("NEWSRAG_MAX_TITLE_CHARS", 300)
 MAX_FILE_BYTES = env_int("NEWSRAG_MAX_FILE_BYTES", 256 * 1024 * 1024)
 
 
@@ -50,6 +52,13 @@ def check_article_size(text: str) -> None:
     if len(text) > MAX_ARTICLE_CHARS:
         raise LoadError(f"article text is {len(text)} characters; the limit is {MAX_ARTICLE_CHARS} "
                         f"(NEWSRAG_MAX_ARTICLE_CHARS)")
+
+
+def check_title(title: str) -> None:
+    """LoadError when a given title is over NEWSRAG_MAX_TITLE_CHARS (a long one would crowd every chunk's
+    text out of its vector)."""
+    if len(title) > MAX_TITLE_CHARS:
+        raise LoadError(f"title is {len(title)} characters; the limit is {MAX_TITLE_CHARS} (NEWSRAG_MAX_TITLE_CHARS)")
 
 
 def check_file_size(size: int) -> None:

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import tempfile
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from rag.archive import Archive
-from rag.articles import Article, make_article
-from rag.errors import ArticleNotFound, EmptyIndex, IndexMismatch, IndexNotFound, InvalidInput
+from rag.articles import Article, clean_id, make_article
+from rag.errors import ArticleNotFound, EmptyIndex, IndexMismatch, IndexNotFound, InvalidInput, LoadError
 
 ARTICLES = [
     Article(id="ferry", title="Ferry terminal approved", date="2025-09-12", source="Harbour Post",
@@ -154,3 +156,42 @@ def test_chunks_never_truncated_by_the_model(archive):
 def test_stored_vectors_are_unit_length(archive):
     ids, vectors = next(archive.store.iter_chunk_vectors())
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-4)
+
+
+GIVEN_IDS = st.one_of(
+    st.text(st.characters(codec="utf-8", exclude_categories=["Cs"]), min_size=1, max_size=6),
+    st.lists(st.sampled_from(["日本", "中国", "Zürich", "zürich", "ZÜRICH", "ｆｏｏ", "foo", "Foo", " ", "\t", "?", "#",
+                              "%", "-", ".", "/", "é", "e\u0301", "हिन्दी", "ﬁ"]), min_size=1, max_size=4).map("".join))
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(first=st.lists(GIVEN_IDS, min_size=1, max_size=6), second=st.lists(GIVEN_IDS, min_size=1, max_size=6))
+def test_distinct_given_ids_are_never_stored_under_one_id(first, second):
+    """Issue 13 D5/D9: '日本' and '中国' were both stored as 'article', the second over the first. Whatever the
+    ids (any script, punctuation, case, spacing), one stored id holds one given id, in one ingest or across
+    two; a refused article is named by file and line and overwrites nothing."""
+    with tempfile.TemporaryDirectory() as folder:
+        archive = Archive.open("ids", folder, create=True)
+        holder: dict[str, str] = {}  # stored id -> the given id it belongs to
+        expected: dict[str, str] = {}  # stored id -> the text it must hold
+        for round_, given in enumerate((first, second)):
+            items = []
+            for n, given_id in enumerate(given):
+                try:
+                    items.append(make_article({"id": given_id, "text": f"Note {round_}-{n} about the tram."}, "x",
+                                              f"round{round_}.jsonl:{n + 1}"))
+                except LoadError:
+                    assert clean_id(given_id) in (".", "..")
+            report = archive.ingest(items)
+            refused = {f.source: f.reason for f in report.failed}
+            for item in items:
+                owner = holder.setdefault(item.id, item.given_id)
+                if item.given_id == owner:
+                    expected[item.id] = item.text  # within one ingest the later of one given id wins
+                    assert item.origin not in refused
+                else:
+                    assert "distinct id" in refused[item.origin]
+            for stored_id, owner in holder.items():
+                article = archive.get_article(stored_id)
+                assert article.given_id == owner and article.text == expected[stored_id]
+        assert archive.store.count("articles") == len(holder)

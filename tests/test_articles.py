@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import json
+import re
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
 
 import pytest
 
-from rag.articles import Article, LoadFailure, iter_sources, make_article
+from rag.archive import Archive
+from rag.articles import Article, LoadFailure, clean_id, iter_sources, make_article
 from rag.errors import LoadError
+from rag.validation import MAX_TITLE_CHARS
 
 
 def _load(*paths):
@@ -99,3 +106,64 @@ def test_html_main_text_title_and_date(tmp_path):
 def test_missing_path_is_a_failure_not_a_crash(tmp_path):
     articles, failures = _load(tmp_path / "nope.txt")
     assert not articles and failures[0].reason == "no such file or folder"
+
+
+def test_a_title_over_the_limit_fails_naming_file_and_line(tmp_path):
+    """Issue 13 D2: a 500 KB title was accepted and crowded every chunk's text out of its vector."""
+    (tmp_path / "feed.jsonl").write_text(json.dumps({"id": "ok", "title": "t" * MAX_TITLE_CHARS, "text": "Fine."}) + "\n"
+                                         + json.dumps({"id": "big", "title": "t" * 500_000, "text": "Body."}) + "\n")
+    (tmp_path / "page.html").write_text(f"<html><head><title>{'t' * (MAX_TITLE_CHARS + 1)}</title></head><body>"
+                                        f"<article><p>{'The ferry terminal was approved on Friday. ' * 5}</p></article>"
+                                        f"</body></html>")
+    articles, failures = _load(tmp_path / "feed.jsonl", tmp_path / "page.html")
+    assert [a.id for a in articles] == ["ok"]
+    assert {f.source: f.reason for f in failures}.keys() == {f"{tmp_path / 'feed.jsonl'}:2", str(tmp_path / "page.html")}
+    assert all("NEWSRAG_MAX_TITLE_CHARS" in f.reason for f in failures)
+
+
+def test_non_latin_ids_are_kept_normalised_not_erased():
+    """Issue 13 D5: '日本' and '中国' were both stored as 'article'; 'Zürich-日本' as 'Z-rich'."""
+    assert [clean_id(i) for i in ["日本", "中国", "Zürich-日本", "ｆｏｏ", "Cafe\u0301", "हिन्दी समाचार", "a?b#c"]] == \
+        ["日本", "中国", "Zürich-日本", "foo", "Café", "हिन्दी-समाचार", "a-b-c"]
+
+
+@pytest.mark.parametrize("given", [".", "..", "．．", " .. ", "‥"])
+def test_ids_that_are_path_steps_are_refused(given):
+    """Issue 13 D7: a link to '..' opened '/', to '.' a 404, even percent-encoded (browsers resolve both)."""
+    with pytest.raises(LoadError, match="path step"):
+        make_article({"id": given, "text": "Body."}, "d")
+
+
+def test_two_jsonl_ids_that_clean_to_one_are_named_by_file_and_line(tmp_path, index_dir):
+    """Issue 13 D9: the second was reported as 'j dup: ...', not by its file and line."""
+    feed = tmp_path / "j.jsonl"
+    feed.write_text(json.dumps({"id": "j dup", "text": "First body."}) + "\n"
+                    + json.dumps({"id": "j?dup", "text": "Second body."}) + "\n")
+    report = Archive.open("jsonl-dups", index_dir, create=True).ingest(iter_sources([str(feed)]))
+    assert report.added == ["j-dup"]
+    assert [f.source for f in report.failed] == [f"{feed}:2"]
+
+
+def test_a_file_that_breaks_a_parser_is_reported_and_the_rest_ingested(tmp_path):
+    """Issue 13 D4: without lxml_html_clean (undeclared), HTML parsing raised ImportError and the whole
+    run aborted, the JSONL's articles with it. Here the module is made unimportable in a real CLI run."""
+    (tmp_path / "a.jsonl").write_text(json.dumps({"id": "a1", "text": "The ferry sails at noon."}) + "\n")
+    (tmp_path / "page.html").write_text("<html><body><article><p>" + "The bridge reopened on Monday. " * 5
+                                        + "</p></article></body></html>")
+    blocked = ("import sys; sys.modules['lxml_html_clean'] = None; from rag.cli import main; "
+               "sys.exit(main(sys.argv[1:]))")
+    run = subprocess.run([sys.executable, "-c", blocked, "ingest", str(tmp_path / "a.jsonl"), str(tmp_path / "page.html"),
+                          "--index-dir", str(tmp_path / "idx"), "--json"], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    report = json.loads(run.stdout)
+    assert report["added"] == 1
+    assert [f["source"] for f in report["failed"]] == [str(tmp_path / "page.html")]
+    assert "ImportError" in report["failed"][0]["reason"] and "Traceback" not in run.stderr
+
+
+def test_every_import_the_loaders_need_is_a_declared_dependency():
+    """Issue 13 D4: HTML ingest needs lxml_html_clean (trafilatura -> jusText -> lxml.html.clean), which only
+    the distributed extra happened to pull in; the base dependencies must name it."""
+    project = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())["project"]
+    names = {re.split(r"[<>=!~\[ ;]", d, 1)[0].lower().replace("_", "-") for d in project["dependencies"]}
+    assert {"trafilatura", "lxml-html-clean"} <= names
