@@ -8,7 +8,7 @@ from fastapi import Depends, FastAPI
 
 from rag.errors import IndexNotFound
 
-from . import answer, articles, auth, errors, front, health, limits, metrics, pages
+from . import answer, articles, auth, docs, errors, front, health, limits, metrics, pages
 from . import logging as request_log
 from .state import ServerState
 
@@ -25,10 +25,10 @@ def create_app(index: str = "default", index_dir: str | None = None, host: str =
         pass  # served anyway: /health says index_loaded false, POST /articles creates it
     app = FastAPI(title="newsrag", version="0.1.0",
                   description="Question answering over news articles, with checkable citations.",
-                  dependencies=[Depends(auth.require_read)])
+                  dependencies=[Depends(auth.require_read)], **docs.BUILT_IN_OFF)
     app.state.newsrag = state
     errors.install(app)
-    for module in (answer, articles, health, pages):
+    for module in (answer, articles, health, pages, docs):
         app.include_router(module.router)
     app.include_router(front.shard_router)  # the rounds a sharded front asks (rag/shards.py)
     pages.mount_static(app)

@@ -1,4 +1,5 @@
-"""Access: writes need NEWSRAG_API_KEY (or a loopback server when it is unset); reads are open
+"""Access: writes need NEWSRAG_API_KEY (or, when it is unset, a loopback server asked by a loopback
+Host from no page or its own page: a DNS-rebinding page names its own host and origin); reads are open
 unless NEWSRAG_READ_KEY is set. Keys come as `Authorization: Bearer KEY` or `X-API-Key: KEY`; for reads
 also as the `newsrag_read_key` cookie, which the web page sets when the user types the key (a browser cannot
 add headers to a link it follows). Writes never take the cookie, so another site cannot borrow it.
@@ -12,7 +13,7 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import os
-from urllib.parse import unquote
+from urllib.parse import unquote, urlsplit
 
 from fastapi import HTTPException, Request
 
@@ -28,6 +29,28 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False  # "", "0.0.0.0" and host names may listen on every interface
+
+
+def _host_name(netloc: str) -> str:
+    """The host of a `Host` header or an origin's netloc, without port or brackets ('' when malformed)."""
+    try:
+        return urlsplit("//" + netloc).hostname or ""
+    except ValueError:
+        return ""
+
+
+def from_this_machine(request: Request) -> str | None:
+    """Why a keyless write is refused, or None: the Host must be a loopback name, and an Origin, when a
+    page sent one, this server's own (its host and port those of the Host header)."""
+    host = request.headers.get("host", "")
+    if not is_loopback(_host_name(host)):
+        return f"Host {host!r} is not a loopback name"
+    origin = request.headers.get("origin")
+    if origin is not None:
+        parts = urlsplit(origin)
+        if parts.scheme not in ("http", "https") or parts.netloc.lower() != host.lower():
+            return f"Origin {origin!r} is not this server's own"
+    return None
 
 
 def presented_key(request: Request) -> str | None:
@@ -55,12 +78,17 @@ def _require_key(key: str | None, expected: list[str], what: str) -> None:
 
 
 def require_write(request: Request) -> None:
-    """Writes: the NEWSRAG_API_KEY when set; without it, only a server bound to loopback accepts them."""
+    """Writes: the NEWSRAG_API_KEY when set; without it, only a server bound to loopback accepts them,
+    and only from this machine's own clients (`from_this_machine`)."""
     expected = os.environ.get("NEWSRAG_API_KEY")
     if expected:
         _require_key(presented_key(request), [expected], "writes")
-    elif not is_loopback(request.app.state.newsrag.host):
+        return
+    if not is_loopback(request.app.state.newsrag.host):
         raise HTTPException(403, "writes are disabled: set NEWSRAG_API_KEY to allow them on a non-loopback address")
+    refused = from_this_machine(request)
+    if refused:
+        raise HTTPException(403, f"writes without NEWSRAG_API_KEY come from this machine only: {refused}")
 
 
 def require_read(request: Request) -> None:

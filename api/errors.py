@@ -29,7 +29,7 @@ def error_body(code: str, message: str) -> dict:
 
 
 def install(app: FastAPI) -> None:
-    """Register the handlers so every error, validation and 404/405 included, has one JSON shape."""
+    """Register the handlers so every error, validation, 404/405 and server bugs included, has one JSON shape."""
 
     @app.exception_handler(errors.NewsragError)
     async def _library(_: Request, exc: errors.NewsragError):
@@ -43,6 +43,13 @@ def install(app: FastAPI) -> None:
             where = ".".join(str(x) for x in err.get("loc", ()) if x not in ("body", "query", "path"))
             parts.append(f"{where or 'request'}: {err.get('msg', 'invalid')}")
         return JSONResponse(error_body("invalid_input", "; ".join(parts) or "invalid request"), status_code=422)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception):
+        # A server bug, not bad input: still the one JSON shape, never a text/plain page. Starlette
+        # re-raises it after this response, so the traceback reaches the server log.
+        return JSONResponse(error_body("internal_error", f"internal error ({type(exc).__name__}); "
+                                       "the server log has the details"), status_code=500)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException):

@@ -18,7 +18,7 @@ from rag.retrieval import Filters
 from rag.shards import HttpShards
 from rag.validation import MAX_K, MAX_QUESTION_CHARS, validate_question
 
-from . import auth, errors
+from . import auth, docs, errors
 from .schemas import FiltersIn
 
 MAX_DEPTH = 1000  # chunks one shard ranks per list (a front asks for max(3k, fusion depth))
@@ -118,8 +118,10 @@ def create_front(urls: list[str]) -> FastAPI:
     a shard server (NEWSRAG_READ_KEY), and that key is passed on to the shards."""
     read_key = os.environ.get("NEWSRAG_READ_KEY")
     shards = HttpShards(urls, headers={"X-API-Key": read_key} if read_key else None)
-    app = FastAPI(title="newsrag shard front", version="0.1.0", dependencies=[Depends(auth.require_read)])
+    app = FastAPI(title="newsrag shard front", version="0.1.0", dependencies=[Depends(auth.require_read)],
+                  **docs.BUILT_IN_OFF)
     errors.install(app)
+    app.include_router(docs.router)
 
     @app.post("/search", summary="Cited passages from every shard, merged as one index would rank them")
     def search(body: FrontSearchIn) -> dict:

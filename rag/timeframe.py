@@ -25,6 +25,7 @@ _MONTHS = ("january", "february", "march", "april", "may", "june", "july", "augu
 _ABBREVIATIONS = {"jan": 1, "feb": 2, "mar": 3, "apr": 4, "jun": 6, "jul": 7, "aug": 8, "sep": 9,
                   "sept": 9, "oct": 10, "nov": 11, "dec": 12}
 _WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+AS_OF_RANGE = (date(1000, 1, 1), date(8999, 12, 31))
 _NUMBERS = {"a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6,
             "seven": 7, "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12}
 
@@ -73,13 +74,17 @@ class TimeFrame:
 
 
 def parse_as_of(value: str | None) -> date:
-    """The request's `as_of` (ISO YYYY-MM-DD), default today; InvalidInput when malformed."""
+    """The request's `as_of` (ISO YYYY-MM-DD), default today; InvalidInput when malformed or outside
+    AS_OF_RANGE, whose thousand years of headroom keep "999 years ago" or "after today" in the calendar."""
     if value is None:
         return date.today()
     try:
-        return date.fromisoformat(value)
+        day = date.fromisoformat(value)
     except (TypeError, ValueError) as exc:
         raise InvalidInput(f"as_of {value!r} is not a date: use YYYY-MM-DD") from exc
+    if not AS_OF_RANGE[0] <= day <= AS_OF_RANGE[1]:
+        raise InvalidInput(f"as_of {value!r} is outside {AS_OF_RANGE[0].isoformat()} .. {AS_OF_RANGE[1].isoformat()}")
+    return day
 
 
 def find_timeframe(question: str, as_of: date) -> TimeFrame | None:

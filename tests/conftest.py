@@ -42,5 +42,5 @@ def client(archive, index_dir):
 
     from api.app import create_app
 
-    with TestClient(create_app("default", str(index_dir))) as c:
+    with TestClient(create_app("default", str(index_dir)), base_url="http://127.0.0.1:8000") as c:
         yield c

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from rag.articles import make_article
+
 QUESTION = "When is Putin's visit to India expected?"
 
 
@@ -85,3 +87,31 @@ def test_unknown_index_empty_index_and_http_errors(client):
     assert r.status_code == 200
     client.delete(f"/articles/{r.json()['ids']['added'][0]}", params={"index": "emptyish"})
     assert _error(client.post("/answer", json={"question": "ok?", "index": "emptyish"}), 409)["code"] == "empty_index"
+
+
+@pytest.mark.parametrize("question,as_of", [("putin yesterday", "0001-01-01"), ("what happened after today", "9999-12-31"),
+                                            ("news from the past 999 years", "0999-12-31")])
+def test_as_of_out_of_range_is_a_4xx_json_error(client, question, as_of):
+    """Issue 13 D3: these overflowed the calendar: a 500 with a text/plain body."""
+    error = _error(client.post("/answer", json={"question": question, "as_of": as_of}), 422)
+    assert error["code"] == "invalid_input" and "as_of" in error["message"]
+    assert _error(client.get("/search", params={"q": question, "as_of": as_of}), 422)["code"] == "invalid_input"
+    ok = client.post("/answer", json={"question": "news from the past 999 years", "as_of": "1000-01-01"})
+    assert ok.status_code == 200, ok.text
+
+
+def test_a_server_bug_is_a_500_json_envelope_never_text(tmp_path):
+    """Issue 13 D3: the catch-all. A damaged index (a table gone under a running server) is a real bug."""
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+    from rag.archive import Archive
+
+    archive = Archive.open("damaged", tmp_path, create=True)
+    archive.ingest([make_article({"id": "d1", "text": "The ferry sails at noon on Mondays."}, "d1")])
+    with TestClient(create_app("damaged", str(tmp_path)), raise_server_exceptions=False) as c:
+        assert c.post("/answer", json={"question": "When does the ferry sail?"}).status_code == 200
+        archive.store.connect().execute("DROP TABLE sentences")
+        broken = c.post("/answer", json={"question": "When does the ferry sail?"})
+        assert broken.headers["content-type"] == "application/json"
+        assert _error(broken, 500)["code"] == "internal_error"

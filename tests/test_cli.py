@@ -58,7 +58,8 @@ def test_stdin_jsonl_and_delete(tmp_path):
 
 
 @pytest.mark.parametrize("args", [["ask", "  "], ["ask", "x" * 1001], ["ask", "ok?", "-k", "0"],
-                                  ["ask", "ok?", "--index", "nope"]])
+                                  ["ask", "ok?", "--index", "nope"],
+                                  ["ask", "putin yesterday", "--as-of", "0001-01-01"]])  # issue 13 D3: was a traceback
 def test_bad_input_is_one_line_and_nonzero(cli_dir, args):
     result = run(*args, env_dir=cli_dir)
     assert result.returncode != 0

@@ -31,7 +31,7 @@ def test_queries_during_an_http_ingest_see_the_old_state_then_the_new_one(tmp_pa
     Archive.open("live", tmp_path, create=True).ingest(_items(articles(20, seed=1, prefix="old")))
     new = articles(130, seed=2, prefix="new")  # three SQLite batches (64, 64, 2), committed one by one
     question = {"question": f"What did {new[-1]['title']} report?", "k": 5}
-    with TestClient(create_app("live", str(tmp_path))) as client:
+    with TestClient(create_app("live", str(tmp_path)), base_url="http://127.0.0.1:8000") as client:
         before = _passages(client.post("/search", json=question).json())
         total_before = client.get("/articles").json()["total"]
         done = threading.Event()

@@ -15,9 +15,12 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.auth import is_loopback
+from api.front import create_front
 from rag.archive import Archive
-from rag.validation import MAX_ARTICLE_CHARS, MAX_ARTICLES_PER_REQUEST, MAX_BODY_BYTES, MAX_QUESTION_CHARS
+from rag.validation import (MAX_ARTICLE_CHARS, MAX_ARTICLES_PER_REQUEST, MAX_BODY_BYTES, MAX_QUESTION_CHARS,
+                            MAX_TITLE_CHARS)
 
+LOCAL = "127.0.0.1:8000"  # the Host a client on this machine sends (writes without a key need a loopback one)
 ARTICLE = {"id": "sec-1", "title": "Harbour wall repaired", "date": "2025-03-02", "source": "Test",
            "text": "The harbour wall was repaired in March after the winter storms damaged it."}
 
@@ -37,7 +40,7 @@ def sec_dir(tmp_path_factory) -> Path:
 
 
 def client_for(folder: Path, host: str = "127.0.0.1") -> TestClient:
-    return TestClient(create_app("sec", str(folder), host=host))
+    return TestClient(create_app("sec", str(folder), host=host), base_url=f"http://{LOCAL}")
 
 
 @pytest.fixture(scope="module")
@@ -180,3 +183,89 @@ def test_hostile_files_are_reported_by_name_and_the_rest_ingested(tmp_path):
     assert report["added"] == 2
     for name in failed:
         assert name.split(":")[0] in run.stderr
+
+
+@pytest.mark.parametrize("path", ["/openapi.json", "/docs", "/redoc"])
+def test_a_read_key_closes_the_api_docs_too(sec_dir, monkeypatch, path):
+    """Issue 13 D6: the docs and the schema answered 200 without the read key."""
+    monkeypatch.setenv("NEWSRAG_READ_KEY", "reader")
+    with client_for(sec_dir) as c, TestClient(create_front(["http://127.0.0.1:9"])) as front:
+        for app in (c, front):
+            assert _error(app.get(path), 401)["code"] == "unauthorized"
+            assert _error(app.get(path, headers={"X-API-Key": "wrong"}), 403)
+            assert app.get(path, headers={"X-API-Key": "reader"}).status_code == 200
+        assert "/answer" in c.get("/openapi.json", headers={"X-API-Key": "reader"}).json()["paths"]
+    monkeypatch.delenv("NEWSRAG_READ_KEY")
+    with client_for(sec_dir) as c:
+        assert c.get(path).status_code == 200  # open when no read key is set
+
+
+def browser_path(path: str) -> str:
+    """Where a browser goes for `path`: '.' and '..' segments resolved, percent-encoded or not (WHATWG URL)."""
+    out: list[str] = []
+    segments = path.split("/")[1:]
+    for n, segment in enumerate(segments):
+        last = n == len(segments) - 1
+        if segment.lower() in (".", "%2e"):
+            if last:
+                out.append("")
+        elif segment.lower() in ("..", ".%2e", "%2e.", "%2e%2e"):
+            if out:
+                out.pop()
+            if last:
+                out.append("")
+        else:
+            out.append(segment)
+    return "/" + "/".join(out)
+
+
+def test_every_citation_link_opens_its_article(loopback):
+    """Issue 13 D7: the page links `/articles/${encodeURIComponent(id)}`; for the id '..' that opened '/', for
+    '.' a 404. Ids that no link can reach are refused; every stored one is reached."""
+    odd = [".", "..", "．．", "...", "./x", "a/../b", "../..", "%2e%2e", ".%2E", "/lead", "trail/", "a//b", "日本/.."]
+    body = {"articles": [{"id": raw, "text": f"Note {n} about the tram depot and its {n} new trams."}
+                         for n, raw in enumerate(odd)]}
+    report = loopback.post("/articles", json=body).json()
+    stored = report["ids"]["added"]
+    assert {f["source"] for f in report["failed"]} == {"articles[0]", "articles[1]", "articles[2]"}
+    assert len(stored) == len(odd) - 3
+    for article_id in stored:
+        link = "/articles/" + quote(article_id, safe="-_.!~*'()")  # what encodeURIComponent leaves alone
+        got = loopback.get(browser_path(link))
+        assert got.status_code == 200 and got.json()["id"] == article_id, (article_id, link)
+        assert loopback.delete(browser_path(link)).status_code == 200
+
+
+@pytest.mark.parametrize("headers", [
+    {"Host": "rebind.attacker.example"}, {"Host": "rebind.attacker.example:8000"},
+    {"Host": "127.0.0.1.attacker.example"}, {"Host": ""},
+    {"Origin": "http://rebind.attacker.example"}, {"Origin": "null"}, {"Origin": "http://127.0.0.1:9999"},
+    {"Origin": "file://"}, {"Host": "rebind.attacker.example", "Origin": "http://rebind.attacker.example"},
+])
+def test_without_a_key_writes_need_a_loopback_host_and_our_own_origin(loopback, monkeypatch, headers):
+    """Issue 13 D8: a DNS-rebinding page (its own Host name, its own Origin) could write and delete."""
+    monkeypatch.delenv("NEWSRAG_API_KEY", raising=False)
+    body = {"articles": [{**ARTICLE, "id": "sec-rebind", "text": "A write that must not land."}]}
+    assert _error(loopback.post("/articles", json=body, headers=headers), 403)["code"] == "forbidden"
+    assert _error(loopback.delete("/articles/sec-1", headers=headers), 403)
+    assert loopback.get("/articles/sec-rebind").status_code == 404 and loopback.get("/articles/sec-1").status_code == 200
+
+
+@pytest.mark.parametrize("headers", [{}, {"Origin": f"http://{LOCAL}"}, {"Host": "localhost:8000"},
+                                     {"Host": "localhost:8000", "Origin": "http://localhost:8000"},
+                                     {"Host": "[::1]:8000", "Origin": "http://[::1]:8000"}])
+def test_without_a_key_this_machines_own_writes_still_land(loopback, monkeypatch, headers):
+    monkeypatch.delenv("NEWSRAG_API_KEY", raising=False)
+    body = {"articles": [{**ARTICLE, "id": "sec-own", "text": "A write from this machine's own page."}]}
+    assert loopback.post("/articles", json=body, headers=headers).status_code == 200
+    assert loopback.delete("/articles/sec-own", headers=headers).status_code == 200
+
+
+def test_a_title_over_the_limit_is_422(loopback):
+    """Issue 13 D2: a 500 KB title made 144 truncated chunks whose vectors encoded only the title."""
+    long_title = {"articles": [{**ARTICLE, "id": "sec-title", "title": "t" * (MAX_TITLE_CHARS + 1)}]}
+    assert "title" in _error(loopback.post("/articles", json=long_title), 422)["message"]
+    assert _error(loopback.get("/articles/sec-title"), 404)
+    fits = {"articles": [{**ARTICLE, "id": "sec-title", "title": "t" * MAX_TITLE_CHARS}]}
+    assert loopback.post("/articles", json=fits).json()["ids"]["added"] == ["sec-title"]
+    assert loopback.delete("/articles/sec-title").status_code == 200
