@@ -1,10 +1,11 @@
 # The README's two commands: `make run` (set up, build the sample index, serve) and `make test`.
 PY ?= python3
-VENV := .venv
+# CI passes a fresh folder (.ci/run): VENV=DIR
+VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install browser sample-index clean
+.PHONY: run test test-env install browser sample-index clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -23,6 +24,8 @@ TEST_STAMP := $(VENV)/.installed-test
 $(TEST_STAMP): $(STAMP)
 	$(BIN)/pip install -q -e ".[dev,distributed]"
 	touch $(TEST_STAMP)
+
+test-env: $(TEST_STAMP)
 
 sample-index: install
 	@if [ ! -f indexes/default/manifest.json ]; then $(BIN)/newsrag ingest --sample; fi
