@@ -213,9 +213,10 @@ def iter_jsonl(stream: Iterable[str], name: str, root_id: str) -> Iterator[Artic
         if not line.strip():
             continue
         try:
-            yield make_article(json.loads(line), f"{root_id}-{lineno}", f"{name}:{lineno}")
+            item: Article | LoadFailure = make_article(json.loads(line), f"{root_id}-{lineno}", f"{name}:{lineno}")
         except Exception as exc:
-            yield LoadFailure(f"{name}:{lineno}", failure_reason(exc))
+            item = LoadFailure(f"{name}:{lineno}", failure_reason(exc))
+        yield item
 
 
 def load_jsonl(path: Path, root: Path | None = None) -> Iterator[Article | LoadFailure]:
@@ -240,9 +241,10 @@ def load_file(path: Path, root: Path | None = None) -> Iterator[Article | LoadFa
         yield LoadFailure(str(path), f"unsupported file type {suffix or '(none)'}")
         return
     try:
-        yield loader(path, root)
+        item: Article | LoadFailure = loader(path, root)
     except Exception as exc:
-        yield LoadFailure(str(path), failure_reason(exc))
+        item = LoadFailure(str(path), failure_reason(exc))
+    yield item
 
 
 def iter_sources(
