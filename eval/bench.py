@@ -7,7 +7,9 @@
 - vectors: the vector layer (`VectorIndex`, both kinds) and BM25 at synthetic sizes: build time,
   resident bytes per chunk, search latency and recall@10 of the approximate index against exact search;
 - langchain: the same corpus and questions through LangChain's FAISS store, side by side (eval/peer.py);
-- synthetic: an index of 100k or 1M chunks made of copies of a built one (eval/synthetic.py), for `query`.
+- synthetic: an index of 100k or 1M chunks made of copies of a built one (eval/synthetic.py), for `query`;
+- long: one article of 1,000,000 chars: sentence splitting at 10k/100k/1M chars, and its ingest beside the
+  bare model encoding the same text (work must grow linearly with an article, issue 13).
 
 Timings are noisy on a shared machine: every report carries the load average and core count.
 """
@@ -129,6 +131,59 @@ def bench_ingest(dataset: str, limit: int | None, work: Path, keep: bool, rounds
         "ratio_vs_all_embedded_one_pass": round(one_pass_s / ingest_s, 3),
         "sentence_embedding_share_of_ingest": round(sentences_s / ingest_s, 3),
     }
+
+
+# --- one long article -----------------------------------------------------------------------------
+def long_prose(dataset: str, chars: int) -> str:
+    """`chars` of real, never repeated prose: SQuAD paragraphs one after another (repeats would hit the
+    vector cache and flatter the ingest)."""
+    from eval.datasets import load_squad
+
+    text = ""
+    for article in load_squad(dataset).articles:
+        text += article.text + "\n\n"
+        if len(text) >= chars:
+            return text[:chars]
+    raise ValueError(f"{dataset} holds under {chars} characters of prose")
+
+
+def bench_long_article(dataset: str, chars: int, work: Path) -> dict:
+    """`split_sentences` on growing prefixes, then one `chars`-long article ingested into a fresh index
+    beside the bare model encoding the same text: once as the chunks the index stored, once as every
+    input ingest embeds (chunks and sentences, in one length-sorted pass). One run of each."""
+    from rag.archive import Archive, embed_input
+    from rag.articles import make_article
+    from rag.chunking import split_sentences
+
+    text = long_prose(dataset, chars)
+    split_s = {}
+    for size in (10_000, 100_000, 1_000_000):
+        if size <= chars:
+            started = time.perf_counter()
+            split_sentences(text[:size])
+            split_s[size] = round(time.perf_counter() - started, 4)
+    shutil.rmtree(work / "bench-long", ignore_errors=True)
+    archive = Archive.open("bench-long", work, create=True)
+    archive.ingest([make_article({"text": "A short article. It loads every model before a clock starts."}, "warm")])
+    article = make_article({"id": "long", "title": "One long article", "text": text}, "long")
+    started = time.perf_counter()
+    report = archive.ingest([article])
+    ingest_s = time.perf_counter() - started
+    rows = archive.store.connect().execute('SELECT start, "end" FROM chunks ORDER BY id').fetchall()
+    chunk_texts = [embed_input(article.title, text[s:e]) for s, e in rows]
+    sentence_texts = [text[s:e] for s, e in split_sentences(text)]
+    started = time.perf_counter()
+    archive.embedder.encode(chunk_texts)
+    chunks_s = time.perf_counter() - started
+    started = time.perf_counter()
+    archive.embedder.encode(list(dict.fromkeys(chunk_texts + sentence_texts)))
+    all_s = time.perf_counter() - started
+    shutil.rmtree(work / "bench-long", ignore_errors=True)
+    return {"machine": machine(), "dataset": dataset, "chars": len(text), "split_sentences_seconds": split_s,
+            "chunks": report.chunks, "sentences": len(sentence_texts), "ingest_seconds": round(ingest_s, 2),
+            "bare_model_chunks_seconds": round(chunks_s, 2), "bare_model_all_inputs_seconds": round(all_s, 2),
+            "ingest_over_bare_chunks": round(ingest_s / chunks_s, 2),
+            "ingest_over_bare_all_inputs": round(ingest_s / all_s, 2)}
 
 
 # --- query -----------------------------------------------------------------------------------------
@@ -298,6 +353,13 @@ def markdown(kind: str, result: dict) -> str:
                 f"first answer {result['server_start_to_first_answer_s']} s; server RSS "
                 f"{result['server_rss_bytes'] / 2**20:.0f} MiB ({result['server_rss_bytes_per_chunk']:.0f} B/chunk)\n\n"
                 + "\n".join(lines) + "\n")
+    if kind == "long":
+        split = ", ".join(f"{size:,} chars {sec} s" for size, sec in result["split_sentences_seconds"].items())
+        return head + (f"split_sentences: {split}\n\ningest of one {result['chars']:,}-char article "
+                       f"({result['chunks']} chunks, {result['sentences']} sentences): {result['ingest_seconds']} s; "
+                       f"bare model encoding its chunks {result['bare_model_chunks_seconds']} s (ratio "
+                       f"{result['ingest_over_bare_chunks']}), all its chunk and sentence inputs "
+                       f"{result['bare_model_all_inputs_seconds']} s (ratio {result['ingest_over_bare_all_inputs']})\n")
     if kind == "synthetic":
         return head + (f"index {result['index']} in {result['index_dir']}: {result['articles']} articles, {result['chunks']} "
                        f"chunks, {result['sentences']} sentences ({result['copies']} copies of {result['base']}, noise "
@@ -357,7 +419,11 @@ def _parser() -> argparse.ArgumentParser:
     sy.add_argument("--base", default=SYNTHETIC_BASE,
                     help="folder of the built index to copy (default: the harness's SQuAD v1.1 dev index)")
     sy.add_argument("--noise", type=float, default=0.3, help="norm of the Gaussian noise added to copied vectors")
-    for s in (i, q, v, lc, sy):
+    lg = sub.add_parser("long", help="one 1M-char article: sentence splitting and ingest beside the bare model")
+    lg.add_argument("--dataset", default=SQUAD, help="SQuAD file or folder whose paragraphs make the prose")
+    lg.add_argument("--chars", type=int, default=1_000_000)
+    lg.add_argument("--work-dir", default=".cache/bench", help="where the throw-away index is built")
+    for s in (i, q, v, lc, sy, lg):
         s.add_argument("--out", required=True, help="folder for <what>.json and <what>.md")
     return p
 
@@ -376,6 +442,8 @@ def main(argv: list[str]) -> int:
         from eval.peer import bench_langchain
 
         result = bench_langchain(args.dataset, args.limit, args.questions, args.k, Path(args.work_dir))
+    elif args.what == "long":
+        result = bench_long_article(args.dataset, args.chars, Path(args.work_dir))
     elif args.what == "synthetic":
         from eval.synthetic import build
 
