@@ -1,5 +1,5 @@
-"""Access: writes need NEWSRAG_API_KEY (or, when it is unset, a loopback server asked by a loopback
-Host from no page or its own page: a DNS-rebinding page names its own host and origin); reads are open
+"""Access: writes need NEWSRAG_API_KEY (or, when it is unset, a loopback server, a loopback Host and no
+foreign Origin: a DNS-rebinding page reaches 127.0.0.1 but sends its own Host and Origin); reads are open
 unless NEWSRAG_READ_KEY is set. Keys come as `Authorization: Bearer KEY` or `X-API-Key: KEY`; for reads
 also as the `newsrag_read_key` cookie, which the web page sets when the user types the key (a browser cannot
 add headers to a link it follows). Writes never take the cookie, so another site cannot borrow it.
