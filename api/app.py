@@ -7,6 +7,7 @@ import os
 from fastapi import Depends, FastAPI
 
 from rag.errors import IndexNotFound
+from rag.reader import load_reader
 
 from . import answer, articles, auth, docs, errors, front, health, limits, metrics, pages
 from . import logging as request_log
@@ -21,6 +22,7 @@ def create_app(index: str = "default", index_dir: str | None = None, host: str =
         archive.verify_model()
         archive.derived()
         archive.embedder.encode_query("warm up")
+        load_reader().read("warm up", ["warm up"])
     except IndexNotFound:
         pass  # served anyway: /health says index_loaded false, POST /articles creates it
     app = FastAPI(title="newsrag", version="0.1.0",

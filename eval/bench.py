@@ -202,6 +202,9 @@ def bench_query(index: str, index_dir: str, questions: list[str], clients: int) 
     out: dict = {"machine": machine(), "index": index, "chunks": chunks, "index_type": archive.derived().vectors.kind,
                  "questions": len(questions), "in_process_open_to_first_answer_s": round(time.perf_counter() - t, 2),
                  "in_process_rss_growth_bytes": rss_bytes() - rss0, "in_process": {}, "http": {}}
+    vectors = archive.derived().vectors
+    bare = lambda q: vectors.search(archive.embedder.encode_query(q), 5)  # the floor: encode + exact FAISS
+    out["bare_work"] = timed_calls(bare, questions, 1)
     for name, call in (("answer", lambda q: archive.answer(q)), ("search", lambda q: archive.search(q))):
         out["in_process"][name] = {"1": timed_calls(call, questions, 1),
                                    str(clients): timed_calls(call, questions, clients)}
@@ -225,6 +228,7 @@ def bench_query(index: str, index_dir: str, questions: list[str], clients: int) 
                                  str(clients): timed_calls(call, questions, clients)}
         for c in opened:
             c.close()
+        out["http_answer_p50_over_bare_work_p50"] = round(out["http"]["answer"]["1"]["p50"] / out["bare_work"]["p50"], 2)
         out["server_rss_bytes"] = rss_bytes(server.process.pid)
         out["server_rss_bytes_per_chunk"] = round(out["server_rss_bytes"] / chunks, 1)
     return out
@@ -349,6 +353,9 @@ def markdown(kind: str, result: dict) -> str:
             for name, by in result[where].items():
                 for c, r in by.items():
                     lines.append(f"| {where} | /{name} | {c} | {r['p50']} | {r['p95']} | {r['p99']} | {r['queries_per_s']} |")
+        lines.append(f"| in_process | bare work (encode the question + exact FAISS top 5) | 1 | {result['bare_work']['p50']} | "
+                     f"{result['bare_work']['p95']} | {result['bare_work']['p99']} | {result['bare_work']['queries_per_s']} |")
+        lines.append(f"\n/answer over HTTP p50 / bare work p50: **{result['http_answer_p50_over_bare_work_p50']}x**")
         return (head + f"index {result['index']} ({result['chunks']} chunks, {result['index_type']}); start-up to "
                 f"first answer {result['server_start_to_first_answer_s']} s; server RSS "
                 f"{result['server_rss_bytes'] / 2**20:.0f} MiB ({result['server_rss_bytes_per_chunk']:.0f} B/chunk)\n\n"

@@ -38,6 +38,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--url", help="drive a running `newsrag serve` at this URL instead of the library")
     p.add_argument("--cache-dir", default=CACHE_DIR, help=f"where data set indexes are cached (default {CACHE_DIR})")
     p.add_argument("--rebuild", action="store_true", help="re-ingest the data set's index from scratch")
+    p.add_argument("--oracle", action="store_true",
+                   help="also answer each answerable question from its gold articles alone (report key oracle)")
     p.add_argument("--build-only", action="store_true",
                    help="build (or find) the data set's index, print its name and exit: then serve it for --url")
     return p
@@ -82,13 +84,15 @@ def _eval(args: argparse.Namespace, argv: list[str]) -> int:
         return 0
     config = RunConfig(path=args.path, format=args.format, modes=parse_modes(args.mode), k=args.k,
                        answer_k=args.answer_k, limit=args.limit, seed=args.seed, split=args.split, url=args.url,
-                       cache_dir=args.cache_dir, rebuild=args.rebuild)
+                       cache_dir=args.cache_dir, rebuild=args.rebuild, oracle=args.oracle)
     git = git_state()
     ev = evaluate(config)
     report = build_report(ev, shlex.join(argv), git)
     out = Path(args.out or f"eval/out/{ev.dataset.name}-{time.strftime('%Y%m%d-%H%M%S')}")
     write_outputs(report, ev, out)
     print(markdown_table(report))
+    if "oracle" in report:
+        print("gold articles only (oracle): " + ", ".join(f"{k} {v:.3f}" for k, v in report["oracle"]["gold_article"].items()))
     print(f"newsrag eval: {report['n_questions']} questions in {ev.seconds:.0f} s; report in {out}/", file=sys.stderr)
     return 0
 

@@ -60,7 +60,8 @@ def build_report(ev: Evaluation, command: str, git: dict | None) -> dict:
         for mode, result in ev.results.items()
     }
     return {"dataset": ev.dataset.name, "format": ev.dataset.format, "split": ev.config.split,
-            "n_questions": len(questions), "default_mode": DEFAULT_MODE, "modes": modes, "config": config}
+            "n_questions": len(questions), "default_mode": DEFAULT_MODE, "modes": modes, "config": config,
+            **({"oracle": {"gold_article": {k: round(v, 6) for k, v in _ordered(ev.oracle)}}} if ev.oracle else {})}
 
 
 def _ordered(metrics: dict[str, float]) -> list[tuple[str, float]]:

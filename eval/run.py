@@ -14,7 +14,7 @@ import re
 import shutil
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from statistics import fmean
 
@@ -52,6 +52,7 @@ class RunConfig:
     url: str | None = None
     cache_dir: str = CACHE_DIR
     rebuild: bool = False
+    oracle: bool = False  # also answer each question from its gold articles alone (a reader's ceiling)
 
 
 @dataclass
@@ -86,6 +87,7 @@ class Evaluation:
     results: dict[str, ModeResult]
     with_answers: bool
     seconds: float
+    oracle: dict[str, float] | None = None
 
 
 def cache_key(dataset: Dataset) -> str:
@@ -258,4 +260,15 @@ def evaluate(config: RunConfig) -> Evaluation:
         metrics, curve = score(questions, asked, config.k, with_answers, dataset.format)
         headline, stages = latency(asked)
         results[mode] = ModeResult(metrics, headline, stages, curve, asked)
-    return Evaluation(config, dataset, questions, target, results, with_answers, time.perf_counter() - started)
+    oracle = gold_article_answers(client, questions, config, dataset.format) if config.oracle and with_answers else None
+    return Evaluation(config, dataset, questions, target, results, with_answers, time.perf_counter() - started,
+                      oracle)
+
+
+def gold_article_answers(client, questions: list[Question], config: RunConfig, format: str) -> dict[str, float]:
+    """Answer metrics when retrieval is perfect: each answerable question asked of its gold articles
+    only (a filter), so the figure isolates the answer stage from retrieval."""
+    judged = [replace(q, filters={**(q.filters or {}), "article_ids": sorted(q.relevant)})
+              for q in questions if q.relevant and q.answers and not q.impossible]
+    asked = ask_all(client, judged, check_mode(None), config.k, config.answer_k, True)
+    return answer_metrics(judged, asked, format)

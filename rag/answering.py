@@ -1,34 +1,22 @@
 """From retrieved chunks to an answer: merged passages with citations, the answer sentence, its span,
 its dates, or a reason to abstain.
 
-Everything per sentence (offsets, vectors, dates, answer candidates) was computed at ingest; here
-we only compare the question's vector, words and type against stored sentences, so a query costs
-one model call. Three small linear models fitted on SQuAD (eval/answer_study.py) weigh the
-evidence: a logistic span ranker, a per-question softmax (conditional logit) over candidate
-sentences, and a logistic abstention model; their weights and thresholds ship in
-rag/models/answer_model.json.
+The trained reader (rag/reader.py) reads the question with each of the top passages in one batched
+forward pass and scores every span against "no answer"; the best span wins, and the answer is the
+whole stored sentence (or sentences) holding it, with the dates found there at ingest. It abstains
+when no span beats "no answer" by the margin fitted on SQuAD tune titles (rag/models/reader/).
 """
 
 from __future__ import annotations
 
-import json
 import math
-import re
 from dataclasses import dataclass, field
-from functools import lru_cache
-from pathlib import Path
-from typing import Callable
-
-import numpy as np
+from typing import Callable, Protocol
 
 from .articles import Article
-from .question_types import DATE, FITTING_LABELS, classify
+from .reader import WindowReading
 from .retrieval import Hit
-from .spans import LinearModel, QuestionView, ScoredSpan, rank_spans
 from .store import ChunkRow, SentenceRow
-from .terms import TermWeights, content_stems, words
-
-MODEL_PATH = Path(__file__).with_name("models") / "answer_model.json"
 
 
 @dataclass(frozen=True)
@@ -120,185 +108,69 @@ def _merge(spans: list[list], text: str) -> list[list]:
     return out
 
 
-@dataclass(frozen=True)
-class AnswerModel:
-    """The fitted weights: span ranker, sentence ranker, abstention, and the thresholds chosen on tune."""
+class SpanReader(Protocol):
+    """What the answer stage needs of a reader: the best span per window, the no-answer margin, and
+    how many passages to read (both fitted on tune, in rag/models/reader/reader.json)."""
 
-    span: LinearModel
-    sentence: LinearModel
-    abstain: LinearModel
+    null_margin: float
     top_passages: int
-    answer_threshold: float  # abstain when the abstention model's answerable-logit is below this
-    span_threshold: float  # give no span when the best span's logit is below this
+    rank_penalty: float
 
-    @classmethod
-    def from_json(cls, doc: dict) -> "AnswerModel":
-        return cls(LinearModel.from_json(doc["span"]), LinearModel.from_json(doc["sentence"]),
-                   LinearModel.from_json(doc["abstain"]), int(doc["top_passages"]),
-                   float(doc["answer_threshold"]), float(doc["span_threshold"]))
+    def read(self, question: str, windows: list[str]) -> list[WindowReading]: ...
 
 
-@lru_cache(maxsize=4)
-def load_model(path: Path = MODEL_PATH) -> AnswerModel:
-    """The shipped answer model (read once per process)."""
-    return AnswerModel.from_json(json.loads(Path(path).read_text()))
-
-
-@dataclass
-class SentenceChoice:
-    """A candidate answer sentence with its features, its best span and its model score."""
-
-    passage: Passage
-    row: SentenceRow
-    features: dict[str, float]
-    span: ScoredSpan | None
-    score: float = 0.0
-
-
-def minmax(values: np.ndarray) -> np.ndarray:
-    """Values scaled to [0, 1] (all 0 when they are equal)."""
-    low, high = float(values.min()), float(values.max())
-    return np.zeros_like(values) if high - low < 1e-12 else (values - low) / (high - low)
-
-
-def sentence_choices(
-    question: str,
-    query_vector: np.ndarray,
-    passages: list[Passage],
-    sentences_for: Callable[[Passage], list[SentenceRow]],
-    term_weights: TermWeights,
-    model: AnswerModel,
-    future_rule: bool = True,
-) -> list[SentenceChoice]:
-    """Every sentence of the top passages, with features and score, best first."""
-    view = QuestionView.of(question, classify(question))
-    q_idf = {s: term_weights.idf(s) for s in content_stems(question)}
-    q_total = sum(q_idf.values()) or 1.0
-    fitting = FITTING_LABELS.get(view.qtype.kind, frozenset())
-    top_score = passages[0].score if passages else 0.0
-    choices: list[SentenceChoice] = []
-    for rank, passage in enumerate(passages[: model.top_passages], 1):
-        text = passage.article.text
-        title = {w.stem for w in words(passage.article.title) if not w.stop}
-        title_idf = sum(weight for stem, weight in q_idf.items() if stem in title) / q_total
-        rows = sentences_for(passage)
-        tokens = [words(text[r.start:r.end]) for r in rows]
-        stems = [{w.stem for w in ws if not w.stop} for ws in tokens]
-        matched = [sum(weight for stem, weight in q_idf.items() if stem in found) / q_total for found in stems]
-        for i, row in enumerate(rows):
-            spans = rank_spans(model.span, view, text, (row.start, row.end), tokens[i], row.candidates, row.dates)
-            best = spans[0] if spans else None
-            features = {"cos": float(row.vector @ query_vector), "idf": matched[i],
-                        "prev_idf": matched[i - 1] if i else 0.0,
-                        "next_idf": matched[i + 1] if i + 1 < len(rows) else 0.0,
-                        "rr": 1.0 / rank, "pgap": top_score - passage.score, "title_idf": title_idf,
-                        "first": float(row.start == 0), "pos": math.log1p(i),
-                        "log_len": math.log1p(len(stems[i])),
-                        "novel": len(stems[i] - q_idf.keys()) / max(1, len(stems[i])),
-                        "span": best.score if best else -10.0, "no_span": float(best is None)}
-            if _fits(row, fitting, view.qtype.kind):
-                features["fit|" + view.qtype.kind] = 1.0
-            choices.append(SentenceChoice(passage, row, features, best))
-    ranked = rank_choices(choices, model.sentence)
-    return _future_first(ranked) if future_rule and asks_future_date(question) else ranked
-
-
-def asks_future_date(question: str) -> bool:
-    """A "when ... will / expected" question: it asks for a date after the article's publication."""
-    return classify(question).kind == DATE and bool(_FUTURE.search(question))
-
-
-def _fits(row: SentenceRow, labels: frozenset[str], kind: str) -> bool:
-    """Whether the sentence holds a span of a label that can answer this kind of question."""
-    if kind == DATE and row.dates:
-        return True
-    return any(c[3] in labels for c in row.candidates)
-
-
-_FUTURE = re.compile(r"\b(will|expected|expects?|upcoming|next|plans?|planned|scheduled|due|going to)\b", re.I)
-
-
-def _future_first(choices: list[SentenceChoice]) -> list[SentenceChoice]:
-    """A "when ... will / expected" question asks for a date after the article's publication: a
-    sentence whose every date lies before it cannot answer, so it goes behind those that can."""
-    return sorted(choices, key=past_only)  # stable: the model's order holds within each group
-
-
-def past_only(c: SentenceChoice) -> bool:
-    """Whether every date of the sentence lies before its article's publication date."""
-    published = c.passage.article.date
-    return bool(published and c.row.dates) and all(
-        d["resolved"] < published[: len(d["resolved"])] for d in c.row.dates)
-
-
-SCALED = ("cos", "idf", "span")
-
-
-def rank_choices(choices: list[SentenceChoice], sentence_model: LinearModel) -> list[SentenceChoice]:
-    """Add each signal scaled to [0, 1] among the candidates (what counts is how a sentence compares
-    with its rivals), score with the sentence model, best first."""
-    if not choices:
-        return []
-    for name in SCALED:
-        scaled = minmax(np.array([c.features[name] for c in choices]))
-        for c, value in zip(choices, scaled):
-            c.features[name + "_mm"] = float(value)
-    for c in choices:
-        c.score = sentence_model.score(c.features)
-    return sorted(choices, key=lambda c: -c.score)
-
-
-def passage_evidence(question: str, passage: Passage, term_weights: TermWeights) -> dict[str, float]:
-    """How much of the question the passage (with its title) leaves unsaid: a question about something
-    the passage never names is rarely answered by it."""
-    present = {w.stem for w in words(passage.article.title + "\n" + passage.text) if not w.stop}
-    q_idf = {s: term_weights.idf(s) for s in content_stems(question)}
-    missing = [weight for stem, weight in q_idf.items() if stem not in present]
-    top = max(q_idf.values(), default=0.0) or 1.0
-    return {"missing_idf": sum(missing) / (sum(q_idf.values()) or 1.0),
-            "missing_max_share": max(missing, default=0.0) / top,
-            "missing_any": float(bool(missing))}
-
-
-def abstain_features(choices: list[SentenceChoice], evidence: dict[str, float]) -> dict[str, float]:
-    """Question-level evidence that some passage answers: the best sentence's signals, its margin over
-    the next, and what the best sentence's passage leaves unsaid (`passage_evidence`)."""
-    best = choices[0]
-    margin = best.score - choices[1].score if len(choices) > 1 else 5.0
-    return {"sentence": best.score, "cos": best.features["cos"], "idf": best.features["idf"],
-            "span": best.features["span"], "margin": min(margin, 5.0), "title_idf": best.features["title_idf"],
-            **evidence}
+def read_passages(question: str, passages: list[Passage], reader: SpanReader,
+                  top_passages: int | None = None) -> tuple[Passage, WindowReading] | None:
+    """The reader's best span over the top passages (one batched forward), with its passage; a lower
+    passage's span pays `rank_penalty` per rank, since retrieval's order is evidence too."""
+    read = passages[:top_passages or reader.top_passages]
+    readings = reader.read(question, [p.text for p in read])
+    if not readings:
+        return None
+    best = max(readings, key=lambda r: r.score - reader.rank_penalty * r.window)
+    return read[best.window], best
 
 
 def choose_answer(
     question: str,
-    query_vector: np.ndarray,
     passages: list[Passage],
     sentences_for: Callable[[Passage], list[SentenceRow]],
-    term_weights: TermWeights,
-    model: AnswerModel | None = None,
+    reader: SpanReader,
 ) -> tuple[Answer | None, str | None]:
     """The answer (sentence, span, dates), or None with the reason for abstaining."""
-    model = model or load_model()
     if not passages:
         return None, "no passage matches the question"
-    choices = sentence_choices(question, query_vector, passages, sentences_for, term_weights, model)
-    if not choices:
-        return None, "the retrieved passages hold no sentence"
-    evidence = passage_evidence(question, choices[0].passage, term_weights)
-    confidence = model.abstain.score(abstain_features(choices, evidence))
-    if confidence < model.answer_threshold:
-        return None, (f"no passage supports an answer: answer confidence {_sigmoid(confidence):.2f} is under "
-                      f"the threshold {_sigmoid(model.answer_threshold):.2f}")
-    best = choices[0]
-    passage, row = best.passage, best.row
+    found = read_passages(question, passages, reader)
+    if found is None:
+        return None, "the retrieved passages hold no text to read"
+    passage, best = found
+    if best.margin <= reader.null_margin:
+        return None, (f"no passage supports an answer: the reader's best span beats 'no answer' by "
+                      f"{best.margin:.2f}, under the margin {reader.null_margin:.2f}")
     text = passage.article.text
-    span = None
-    if best.span is not None and best.span.score >= model.span_threshold:
-        span = Span(text[best.span.start:best.span.end], best.span.start, best.span.end)
-    return Answer(text=text[row.start:row.end], article_id=passage.article.id, start=row.start, end=row.end,
-                  citation=passage.citation, score=_sigmoid(confidence), span=span,
-                  dates=_dates_for(row.dates, span)), None
+    start, end = span_in_article(passage, best)
+    rows = [r for r in sentences_for(passage) if r.start < end and start < r.end]
+    s_start = min([r.start for r in rows] + [start])
+    s_end = max([r.end for r in rows] + [end])
+    dates = [d for r in rows for d in r.dates]
+    span = Span(text[start:end], start, end)
+    return Answer(text=text[s_start:s_end], article_id=passage.article.id, start=s_start, end=s_end,
+                  citation=passage.citation, score=_sigmoid(best.margin - reader.null_margin), span=span,
+                  dates=_dates_for(dates, span)), None
+
+
+def span_in_article(passage: Passage, reading: WindowReading) -> tuple[int, int]:
+    """The reading's span as `[start, end)` into the article, trimmed of edge whitespace and commas."""
+    return _trim(passage.article.text, passage.start + reading.start, passage.start + reading.end)
+
+
+def _trim(text: str, start: int, end: int) -> tuple[int, int]:
+    """The span without surrounding whitespace or the punctuation a tokenizer keeps at its edges."""
+    while start < end and (text[start].isspace() or text[start] in ",;:"):
+        start += 1
+    while end > start and (text[end - 1].isspace() or text[end - 1] in ",;:"):
+        end -= 1
+    return start, end
 
 
 def _dates_for(dates: list[dict], span: Span | None) -> list[dict]:

@@ -27,7 +27,6 @@ import numpy as np
 from .articles import Article, LoadFailure
 from .chunking import ChunkSettings, chunk_text, split_sentences
 from .dates import find_dates
-from .entities import by_sentence as candidates_by_sentence, find_candidates
 from .embedding import Embedder, shared_embedder
 from .errors import (ArticleNotFound, EmptyIndex, IndexLocked, IndexMismatch, IndexNotFound,
                      InvalidInput)
@@ -37,7 +36,7 @@ from .retrieval import (DEFAULT_MODE, Filters, FusionSettings, Hit, check_mode, 
                         retrieve, time_in_question, time_scope)
 from .store import PreparedArticle, Store
 from .timeframe import parse_as_of
-from .terms import TermWeights
+from .reader import load_reader, reader_identity
 from .vectors import APPROXIMATE_FROM, VectorIndex, sample_size
 from . import answering
 
@@ -206,6 +205,7 @@ class Archive:
             "index_params": vectors.params if vectors is not None else {"metric": "inner_product"},
             "generation": store.generation,
             "derived_generation": derived_generation,
+            "reader": reader_identity(),
             "counts": {"articles": store.count("articles"), "chunks": store.count("chunks"),
                        "sentences": store.count("sentences")},
             "updated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -403,8 +403,7 @@ class Archive:
             progress(len(prepared))
 
     def _prepare(self, articles: list[Article], report: IngestReport) -> list[PreparedArticle]:
-        """Chunk, split sentences, find dates and answer candidates, and embed (reusing any vector
-        already computed)."""
+        """Chunk, split sentences, find dates, and embed (reusing any vector already computed)."""
         limit = self.embedder.max_tokens
         counted: dict[str, int] = {}
 
@@ -428,13 +427,11 @@ class Archive:
             report.truncated_chunks += sum(model_tokens(t) > limit for t in chunk_inputs)
             plans.append((a, chunks, chunk_inputs, sentences, sentence_inputs, dates))
         chunk_vecs, sent_vecs = self._embed([t for p in plans for t in p[2]], [t for p in plans for t in p[4]])
-        candidates = find_candidates([p[0].text for p in plans])
         out, ci, si = [], 0, 0
-        for (a, chunks, chunk_inputs, sentences, sentence_inputs, dates), found in zip(plans, candidates):
+        for a, chunks, chunk_inputs, sentences, sentence_inputs, dates in plans:
             out.append(PreparedArticle(
                 a, chunks, [embed_hash(t) for t in chunk_inputs], chunk_vecs[ci: ci + len(chunks)],
-                sentences, [embed_hash(t) for t in sentence_inputs], sent_vecs[si: si + len(sentences)], dates,
-                candidates_by_sentence(found, sentences)))
+                sentences, [embed_hash(t) for t in sentence_inputs], sent_vecs[si: si + len(sentences)], dates))
             ci += len(chunks)
             si += len(sentences)
             report.chunks += len(chunks)
@@ -557,10 +554,9 @@ class Archive:
         started = time.perf_counter()
         passages, retrieval, timings, query_vector = self.search(question, k, mode, filters, recency, as_of)
         t0 = time.perf_counter()
+        reader = load_reader()
         answer, reason = answering.choose_answer(
-            question, query_vector, passages,
-            lambda p: self.store.sentences_in(p.article.id, p.start, p.end),
-            TermWeights.from_bm25(self.derived().lexical.retriever))
+            question, passages, lambda p: self.store.sentences_in(p.article.id, p.start, p.end), reader)
         timings["answer"] = (time.perf_counter() - t0) * 1e3
         timings["total"] = (time.perf_counter() - started) * 1e3
         no_answer = None if answer else {"reason": reason}
@@ -570,6 +566,7 @@ class Archive:
             "no_answer": no_answer,
             "passages": [p.to_json() for p in passages],
             "retrieval": retrieval,
+            "reader": reader.identity,
             "timings_ms": {k_: round(v, 3) for k_, v in timings.items()},
         }
 

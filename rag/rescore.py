@@ -27,7 +27,7 @@ FEATURES = ("dense", "sentence", "coverage", "bigram", "chunk_coverage")
 @dataclass(frozen=True)
 class RescoreWeights:
     """One weight per feature in FEATURES, fitted on the tune halves of SQuAD and SciFact together
-    (eval/RESULTS.md: `python -m eval.retrieval_study fit`); only their ratios matter."""
+    (eval/RESULTS.md: `python -m research.retrieval_study fit`); only their ratios matter."""
 
     dense: float = 2.8
     sentence: float = 2.8

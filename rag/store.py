@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -39,7 +39,7 @@ CREATE TABLE IF NOT EXISTS sentences (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     article_id TEXT NOT NULL REFERENCES articles(id) ON DELETE CASCADE,
     start INTEGER NOT NULL, "end" INTEGER NOT NULL, embed_hash TEXT NOT NULL,
-    vector BLOB NOT NULL, dates TEXT NOT NULL DEFAULT '[]', candidates TEXT NOT NULL DEFAULT '[]'
+    vector BLOB NOT NULL, dates TEXT NOT NULL DEFAULT '[]'
 );
 CREATE INDEX IF NOT EXISTS sentences_article ON sentences(article_id, start);
 CREATE INDEX IF NOT EXISTS sentences_embed_hash ON sentences(embed_hash);
@@ -59,8 +59,7 @@ class ChunkRow:
 
 @dataclass(frozen=True)
 class SentenceRow:
-    """A stored sentence with its vector, the dates found in it (article-level offsets) and its
-    answer candidates (rows of rag.entities.Candidate, offsets relative to the sentence start)."""
+    """A stored sentence with its vector and the dates found in it (article-level offsets)."""
 
     id: int
     article_id: str
@@ -68,7 +67,6 @@ class SentenceRow:
     end: int
     vector: np.ndarray
     dates: list[dict]
-    candidates: list[list] = field(default_factory=list)
 
 
 def _blob(vector: np.ndarray) -> bytes:
@@ -255,8 +253,8 @@ class Store:
 
     def sentences_in(self, article_id: str, start: int, end: int, details: bool = True) -> list[SentenceRow]:
         """Stored sentences lying inside `[start, end)` of an article; without `details` their dates
-        and candidates are left empty (retrieval's second stage needs only offsets and vectors)."""
-        extra = ", dates, candidates" if details else ""
+        are left empty (retrieval's second stage needs only offsets and vectors)."""
+        extra = ", dates" if details else ""
         rows = self.connect().execute(
             f'SELECT id, article_id, start, "end", vector{extra} FROM sentences'
             ' WHERE article_id=? AND start>=? AND "end"<=? ORDER BY start',
@@ -264,8 +262,7 @@ class Store:
         ).fetchall()
         if not details:
             return [SentenceRow(r[0], r[1], r[2], r[3], _vector(r[4]), []) for r in rows]
-        return [SentenceRow(r[0], r[1], r[2], r[3], _vector(r[4]), json.loads(r[5]), json.loads(r[6]))
-                for r in rows]
+        return [SentenceRow(r[0], r[1], r[2], r[3], _vector(r[4]), json.loads(r[5])) for r in rows]
 
     # --- writes -------------------------------------------------------------------------------
     def write(self, upserts: list["PreparedArticle"], deletes: list[str]) -> tuple[dict[str, list[int]], list[int]]:
@@ -302,13 +299,13 @@ class Store:
                     ids.append(cur.lastrowid)
                 new_ids[a.id] = ids
                 conn.executemany(
-                    'INSERT INTO sentences(article_id, start, "end", embed_hash, vector, dates, candidates)'
-                    " VALUES(?,?,?,?,?,?,?)",
+                    'INSERT INTO sentences(article_id, start, "end", embed_hash, vector, dates)'
+                    " VALUES(?,?,?,?,?,?)",
                     [
-                        (a.id, s, e, h, _blob(v), json.dumps(d), json.dumps(c, separators=(",", ":")))
-                        for (s, e), h, v, d, c in zip(
+                        (a.id, s, e, h, _blob(v), json.dumps(d))
+                        for (s, e), h, v, d in zip(
                             prepared.sentences, prepared.sentence_hashes, prepared.sentence_vectors,
-                            prepared.sentence_dates, prepared.sentence_candidates,
+                            prepared.sentence_dates,
                         )
                     ],
                 )
@@ -332,7 +329,6 @@ class PreparedArticle:
     sentence_hashes: list[str]
     sentence_vectors: np.ndarray
     sentence_dates: list[list[dict]]
-    sentence_candidates: list[list[list]]
 
 
 def _article(row) -> Article:

@@ -203,6 +203,19 @@ def test_squad_v2_split_reports_abstention(tmp_path) -> None:
     assert ABSTENTION <= set(report["modes"]["hybrid"]["metrics"])
 
 
+def test_oracle_answers_each_question_from_its_gold_article_alone(qa_dir, cache, tmp_path) -> None:
+    out = tmp_path / "oracle"
+    code, stdout, stderr = newsrag("eval", str(qa_dir), "--format", "qa", "--oracle", "--limit", "6", "--seed", "3",
+                                   "--cache-dir", str(cache), "--out", str(out))
+    assert code == 0, stderr
+    report = json.loads((out / "report.json").read_text())
+    oracle = report["oracle"]["gold_article"]
+    assert ANSWERS <= set(oracle) and "oracle" not in report["modes"]["hybrid"]["metrics"]
+    assert oracle["sentence_hit@1"] >= 0.5  # the sample's questions are easy once the right article is given
+    assert report["config"]["oracle"] is True
+    assert "gold articles only (oracle)" in stdout
+
+
 def test_answer_scoring_by_hand() -> None:
     """The span is scored when present, else the sentence; RGB accuracy needs every answer group;
     an answer from a deliberately wrong passage counts as counterfactual."""

@@ -6,9 +6,9 @@ question's candidate features, fits the second stage's weights on the tune half 
 ascent on MRR@10) and reports both halves. `bm25` compares BM25 analyses. `check` measures the
 real query path (`Archive.search`). Question vectors are encoded once and cached.
 
-    python -m eval.retrieval_study fit --set squad-v1.1:../shared/eval/squad-v1.1-dev:squad \
+    python -m research.retrieval_study fit --set squad-v1.1:../shared/eval/squad-v1.1-dev:squad \
         --set scifact:../shared/eval/scifact:beir
-    python -m eval.retrieval_study check squad-v1.1 ../shared/eval/squad-v1.1-dev squad --split test
+    python -m research.retrieval_study check squad-v1.1 ../shared/eval/squad-v1.1-dev squad --split test
 """
 
 from __future__ import annotations
