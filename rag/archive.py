@@ -352,10 +352,14 @@ class Archive:
         batch: list[Article] = []
         given: dict[str, str] = {}  # stored id -> the id the source gave
         for item in items:
+            if not isinstance(item, LoadFailure) and item.id not in given:
+                owner = self.store.given_ids([item.id]).get(item.id)  # a stored owner outranks this ingest
+                if owner is not None:
+                    given[item.id] = owner
             if not isinstance(item, LoadFailure) and given.get(item.id, item.given_id) != item.given_id:
-                # "a b" and "a?b" both clean to "a-b": the first keeps it
+                # "a b" and "a?b" both clean to "a-b": the stored one, else the first in this ingest, keeps it
                 item = LoadFailure(item.where, f"id {item.given_id!r} would be stored as {item.id!r}, which "
-                                   f"{given[item.id]!r} already took in this ingest; give distinct ids")
+                                   f"{given[item.id]!r} already took; give distinct ids")
             if isinstance(item, LoadFailure):
                 report.failed.append(item)
                 if progress:
