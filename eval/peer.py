@@ -106,7 +106,7 @@ def bench_langchain(dataset: str, limit: int, n_questions: int, k: int, work: Pa
     return {
         "machine": machine(), "dataset": dataset, "articles": len(articles), "questions": len(texts), "k": k,
         "newsrag": {"chunks": report.chunks, "texts_embedded": texts_embedded, "build_s": round(ours_build, 3),
-                    "what_build_does": "chunks and sentences embedded, dates, answer candidates (spaCy), "
+                    "what_build_does": "chunks and sentences embedded, dates, "
                                         "SQLite, FAISS and BM25",
                     "search_ms": ours_search, "search_dense_ms": ours_dense, "answer_ms": ours_answer,
                     "quality_search": quality(ranked_search), "quality_search_dense": quality(ranked_dense)},

@@ -1,7 +1,6 @@
 """Synthetic indexes above what we can embed, for `newsrag bench synthetic`: a built index copied many times.
 
-Copy 0 is the base index as built (its articles, chunks, sentences, vectors, dates and answer
-candidates unchanged, so questions about the base still have their gold passages). Copy c >= 1 of
+Copy 0 is the base index as built (its articles, chunks, sentences, vectors and dates unchanged, so questions about the base still have their gold passages). Copy c >= 1 of
 an article gets the id `<id>~copy<c>`, the title `<title> (copy <c>)` (BM25 indexes the title with
 each chunk, so no two BM25 documents are equal), and every stored chunk and sentence vector plus
 Gaussian noise of norm `noise`, re-normalised (as `newsrag bench vectors` does, per the contract:
@@ -41,9 +40,9 @@ def read_base(path: Path) -> list[PreparedArticle]:
                 'SELECT article_id, ordinal, start, "end", n_tokens, embed_hash, vector FROM chunks ORDER BY id'):
             chunks.setdefault(aid, []).append((Chunk(aid, ordinal, start, end, "", n_tokens), h, blob))
         sentences: dict[str, list] = {}
-        for aid, start, end, h, blob, dates, candidates in conn.execute(
-                'SELECT article_id, start, "end", embed_hash, vector, dates, candidates FROM sentences ORDER BY id'):
-            sentences.setdefault(aid, []).append(((start, end), h, blob, json.loads(dates), json.loads(candidates)))
+        for aid, start, end, h, blob, dates in conn.execute(
+                'SELECT article_id, start, "end", embed_hash, vector, dates FROM sentences ORDER BY id'):
+            sentences.setdefault(aid, []).append(((start, end), h, blob, json.loads(dates)))
         out = []
         for aid, text, title, date, url, source, extra in conn.execute(
                 "SELECT id, text, title, date, url, source, extra FROM articles ORDER BY id"):
@@ -52,7 +51,7 @@ def read_base(path: Path) -> list[PreparedArticle]:
                 Article(aid, text, title, date, url, source, json.loads(extra or "{}")),
                 [r[0] for r in c], [r[1] for r in c], vectors([r[2] for r in c]),
                 [r[0] for r in s], [r[1] for r in s], vectors([r[2] for r in s]),
-                [r[3] for r in s], [r[4] for r in s]))
+                [r[3] for r in s]))
         return out
     finally:
         conn.close()
@@ -76,7 +75,7 @@ def copy_of(base: PreparedArticle, copy: int, rng: np.random.Generator, noise: f
         replace(a, id=a.id + tag, title=f"{a.title} (copy {copy})"),
         base.chunks, [embed_hash(h + tag) for h in base.chunk_hashes], noisy(base.chunk_vectors, rng, noise),
         base.sentences, [embed_hash(h + tag) for h in base.sentence_hashes], noisy(base.sentence_vectors, rng, noise),
-        base.sentence_dates, base.sentence_candidates)
+        base.sentence_dates)
 
 
 def build(base_path: Path, name: str, index_dir: Path, chunks: int, noise: float, seed: int = 0) -> dict:

@@ -1,5 +1,5 @@
-"""`newsrag ingest --engine ray`: the ingest's preparation (chunking, sentences, dates, answer
-candidates, embedding) runs on Ray workers; the driver reads the sources and commits.
+"""`newsrag ingest --engine ray`: the ingest's preparation (chunking, sentences, dates, embedding)
+runs on Ray workers; the driver reads the sources and commits.
 
 The driver holds the index's write lock and commits each prepared batch through `Archive.ingest`,
 so the index format, the single writer and the crash safety are those of a local ingest. Each

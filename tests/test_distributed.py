@@ -60,7 +60,7 @@ def test_same_report_and_consistent_index(pair):
 def test_same_chunks_sentences_and_vectors(pair):
     local, remote, _, _ = pair
     for sql in ('SELECT article_id, ordinal, start, "end", n_tokens, embed_hash, vector FROM chunks',
-                'SELECT article_id, start, "end", embed_hash, dates, candidates, vector FROM sentences'):
+                'SELECT article_id, start, "end", embed_hash, dates, vector FROM sentences'):
         a, b = _rows(local, sql), _rows(remote, sql)
         assert a.keys() == b.keys() and a
         assert max(float(np.abs(a[k] - b[k]).max()) for k in a) < 1e-5
