@@ -350,16 +350,14 @@ class Archive:
                       progress: Callable[[int], None] | None) -> Iterator[list[Article]]:
         """Batches of articles that are new or changed; failures and unchanged ones go to the report."""
         batch: list[Article] = []
-        given: dict[str, str] = {}  # stored id -> the id the source gave
+        given: dict[str, str] = {}  # stored id -> the id the source gave: the stored owner, else the first here
         for item in items:
             if not isinstance(item, LoadFailure) and item.id not in given:
-                owner = self.store.given_ids([item.id]).get(item.id)  # a stored owner outranks this ingest
-                if owner is not None:
-                    given[item.id] = owner
+                given.update(self.store.given_ids([item.id]))
             if not isinstance(item, LoadFailure) and given.get(item.id, item.given_id) != item.given_id:
-                # "a b" and "a?b" both clean to "a-b": the stored one, else the first in this ingest, keeps it
+                # "a b" and "a?b" both clean to "a-b": an article never lands on another given id's place
                 item = LoadFailure(item.where, f"id {item.given_id!r} would be stored as {item.id!r}, which "
-                                   f"{given[item.id]!r} already took; give distinct ids")
+                                   f"{given[item.id]!r} already took; give distinct ids (or delete {item.id!r} first)")
             if isinstance(item, LoadFailure):
                 report.failed.append(item)
                 if progress:
@@ -377,20 +375,12 @@ class Archive:
 
     def _changed(self, batch: list[Article], report: IngestReport,
                  progress: Callable[[int], None] | None) -> list[Article]:
-        """The articles of a batch whose content differs from what is stored; one whose stored id an
-        earlier ingest gave another article (another given id) is refused, never written over it."""
-        taken = self.store.given_ids(a.id for a in batch)
-        refused = [a for a in batch if taken.get(a.id, a.given_id) != a.given_id]
-        report.failed.extend(
-            LoadFailure(a.where, f"id {a.given_id!r} would be stored as {a.id!r}, which already holds the article "
-                                 f"given as {taken[a.id]!r}; give a distinct id (or delete {a.id!r} first)")
-            for a in refused)
-        batch = [a for a in batch if taken.get(a.id, a.given_id) == a.given_id]
+        """The articles of a batch whose content differs from what is stored."""
         existing = self.store.content_hashes(a.id for a in batch)
         unchanged = [a.id for a in batch if existing.get(a.id) == a.content_hash]
         report.unchanged.extend(unchanged)
-        if progress and (unchanged or refused):
-            progress(len(unchanged) + len(refused))
+        if progress and unchanged:
+            progress(len(unchanged))
         return [a for a in batch if existing.get(a.id) != a.content_hash]
 
     def _commit_batch(self, prepared: list[PreparedArticle], pending: _Pending, report: IngestReport,

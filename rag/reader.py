@@ -125,16 +125,16 @@ def best_spans(start_logits: np.ndarray, end_logits: np.ndarray, features: Featu
     """Per window, the highest-scoring span inside it (start <= end, at most `max_tokens` pieces),
     with the window's no-answer score (the best over its overflow rows is kept)."""
     best: dict[int, WindowReading] = {}
+    n = start_logits.shape[1]  # rows are padded to one length: one span mask serves them all
+    upper = np.triu(np.ones((n, n), dtype=bool))
+    allowed = upper & ~np.triu(upper, max_tokens)
     for row in range(start_logits.shape[0]):
         ctx = features.context_mask[row].astype(bool)
         if not ctx.any():
             continue
         s = np.where(ctx, start_logits[row], -np.inf)
         e = np.where(ctx, end_logits[row], -np.inf)
-        pair = s[:, None] + e[None, :]
-        n = len(s)
-        allowed = np.triu(np.ones((n, n), dtype=bool)) & ~np.triu(np.ones((n, n), dtype=bool), max_tokens)
-        pair = np.where(allowed, pair, -np.inf)
+        pair = np.where(allowed, s[:, None] + e[None, :], -np.inf)
         i, j = np.unravel_index(int(np.argmax(pair)), pair.shape)
         w = int(features.window[row])
         reading = WindowReading(w, int(features.offsets[row, i, 0]), int(features.offsets[row, j, 1]),
@@ -160,6 +160,11 @@ class ReaderCard:
         doc = json.loads((directory / "reader.json").read_text())
         return cls(tuple(doc["trained_layers"]), float(doc["null_margin"]), int(doc["top_passages"]),
                    float(doc["rank_penalty"]), doc["name"], doc)
+
+    @property
+    def identity(self) -> dict:
+        """What an answer and the manifest record of the reader: its name and weights' sha256."""
+        return {"name": self.name, "weights_sha256": self.doc["weights_sha256"]}
 
 
 class Reader:
@@ -192,8 +197,7 @@ class Reader:
 
     @property
     def identity(self) -> dict:
-        """What an answer and the manifest record of the reader: its name and weights' sha256."""
-        return {"name": self.card.name, "weights_sha256": self.card.doc.get("weights_sha256")}
+        return self.card.identity
 
     def read(self, question: str, windows: list[str]) -> list[WindowReading]:
         """The best span of each window, from one batched forward pass."""
@@ -219,5 +223,4 @@ def reader_identity(directory: Path = READER_DIR) -> dict | None:
     installed (only while research/reader/train.py builds the first one)."""
     if not (directory / "reader.json").exists():
         return None
-    card = ReaderCard.read(directory)
-    return {"name": card.name, "weights_sha256": card.doc.get("weights_sha256")}
+    return ReaderCard.read(directory).identity

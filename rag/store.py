@@ -120,28 +120,25 @@ class Store:
         return int(self.get_meta("generation", "0"))
 
     # --- articles -------------------------------------------------------------------------
-    def content_hashes(self, ids: Iterable[str]) -> dict[str, str]:
+    def _by_article_id(self, column: str, ids: Iterable[str]) -> dict[str, str]:
+        """Article id -> `column` (an SQL expression over `articles`) for the stored ones among `ids`,
+        500 ids a query (SQLite's bound-parameter limit)."""
         ids = list(ids)
         out: dict[str, str] = {}
         for i in range(0, len(ids), 500):
             part = ids[i: i + 500]
             marks = ",".join("?" * len(part))
             out.update(self.connect().execute(
-                f"SELECT id, content_hash FROM articles WHERE id IN ({marks})", part).fetchall())
+                f"SELECT id, {column} FROM articles WHERE id IN ({marks})", part).fetchall())
         return out
+
+    def content_hashes(self, ids: Iterable[str]) -> dict[str, str]:
+        return self._by_article_id("content_hash", ids)
 
     def given_ids(self, ids: Iterable[str]) -> dict[str, str]:
         """Stored id -> the id its source gave, for the stored ones among `ids`: an ingest refuses to put
         an article given another id in that place (two ids that clean to one)."""
-        ids = list(ids)
-        out: dict[str, str] = {}
-        for i in range(0, len(ids), 500):
-            part = ids[i: i + 500]
-            marks = ",".join("?" * len(part))
-            out.update(self.connect().execute(
-                f"SELECT id, coalesce(json_extract(extra, '$.given_id'), id) FROM articles WHERE id IN ({marks})",
-                part).fetchall())
-        return out
+        return self._by_article_id("coalesce(json_extract(extra, '$.given_id'), id)", ids)
 
     def get_article(self, article_id: str) -> Article | None:
         row = self.connect().execute(
