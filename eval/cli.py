@@ -53,7 +53,7 @@ def _compare_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str]) -> int:
-    """Entry point from `rag.cli`: argv starts with "eval" or "bench"."""
+    """Entry point from `newsrag.cli`: argv starts with "eval" or "bench"."""
     command, rest = argv[0], argv[1:]
     try:
         if command == "bench":

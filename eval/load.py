@@ -58,7 +58,7 @@ def free_port() -> int:
 
 def newsrag(*args: str) -> list[str]:
     script = Path(sys.executable).with_name("newsrag")
-    return [str(script), *args] if script.exists() else [sys.executable, "-m", "rag.cli", *args]
+    return [str(script), *args] if script.exists() else [sys.executable, "-m", "newsrag.cli", *args]
 
 
 class ServerFailed(RuntimeError):

@@ -14,6 +14,7 @@ import re
 import sys
 import unicodedata
 from dataclasses import dataclass, field
+from importlib import resources
 from datetime import date
 from pathlib import Path
 from typing import IO, Iterable, Iterator
@@ -271,3 +272,8 @@ def iter_sources(
         for match in matches:
             if Path(match).is_file():
                 yield from load_file(Path(match), None)
+
+
+def sample_corpus_path() -> Path:
+    """The bundled sample corpus (package data)."""
+    return Path(str(resources.files("rag") / "sample_corpus"))

@@ -8,7 +8,7 @@ import pytest
 
 from rag.archive import Archive
 from rag.articles import iter_sources
-from rag.cli import sample_corpus_path
+from rag.articles import sample_corpus_path
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"

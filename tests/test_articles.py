@@ -150,7 +150,7 @@ def test_a_file_that_breaks_a_parser_is_reported_and_the_rest_ingested(tmp_path)
     (tmp_path / "a.jsonl").write_text(json.dumps({"id": "a1", "text": "The ferry sails at noon."}) + "\n")
     (tmp_path / "page.html").write_text("<html><body><article><p>" + "The bridge reopened on Monday. " * 5
                                         + "</p></article></body></html>")
-    blocked = ("import sys; sys.modules['lxml_html_clean'] = None; from rag.cli import main; "
+    blocked = ("import sys; sys.modules['lxml_html_clean'] = None; from newsrag.cli import main; "
                "sys.exit(main(sys.argv[1:]))")
     run = subprocess.run([sys.executable, "-c", blocked, "ingest", str(tmp_path / "a.jsonl"), str(tmp_path / "page.html"),
                           "--index-dir", str(tmp_path / "idx"), "--json"], capture_output=True, text=True, timeout=300)

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from rag.cli import main
+from newsrag.cli import main
 
 PARAGRAPHS = [
     ("Harbour", "The harbour flooded in March 2021 after three days of rain. Boats were moved inland. "

@@ -12,7 +12,7 @@ import pytest
 
 def run(*args, env_dir, stdin=None):
     env = {**os.environ, "NEWSRAG_INDEX_DIR": str(env_dir)}
-    return subprocess.run([sys.executable, "-m", "rag.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "newsrag.cli", *args], capture_output=True, text=True,
                           env=env, input=stdin, timeout=300)
 
 

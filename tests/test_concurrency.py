@@ -82,7 +82,7 @@ def test_two_writer_threads_are_serialised(tmp_path):
 def test_two_ingest_processes_create_one_index_serialised_while_a_reader_answers(tmp_path):
     corpora = [write_jsonl(tmp_path / f"c{i}.jsonl", articles(40, seed=10 + i, prefix=f"p{i}")) for i in range(2)]
     script = Path(sys.executable).with_name("newsrag")
-    cmd = [str(script)] if script.exists() else [sys.executable, "-m", "rag.cli"]
+    cmd = [str(script)] if script.exists() else [sys.executable, "-m", "newsrag.cli"]
     procs = [subprocess.Popen(cmd + ["ingest", str(c), "--index", "procs", "--index-dir", str(tmp_path)],
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for c in corpora]
     reader, answered, generations = None, 0, []

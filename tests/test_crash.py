@@ -31,7 +31,7 @@ _PROGRESS = re.compile(rb"ingest: (\d+)article")
 
 def newsrag(*args: str) -> list[str]:
     script = Path(sys.executable).with_name("newsrag")
-    return [str(script), *args] if script.exists() else [sys.executable, "-m", "rag.cli", *args]
+    return [str(script), *args] if script.exists() else [sys.executable, "-m", "newsrag.cli", *args]
 
 
 class Ingest:

@@ -12,7 +12,7 @@ import pytest
 import rag.archive
 from rag.archive import Archive
 from rag.articles import iter_sources
-from rag.cli import sample_corpus_path
+from rag.articles import sample_corpus_path
 
 QUESTIONS = ["Who was elected mayor of Rivertown?", "What did the central bank decide about rates?",
              "Which company opened a chip plant?"]
@@ -78,7 +78,7 @@ def test_same_search_results(pair, mode):
 
 def test_missing_ray_is_a_clear_error(tmp_path):
     """Without Ray installed the command says which extra to install, with exit 2 and no traceback."""
-    code = ("import sys; sys.modules['ray'] = None; from rag.cli import main; "
+    code = ("import sys; sys.modules['ray'] = None; from newsrag.cli import main; "
             f"sys.exit(main(['ingest', '--sample', '--engine', 'ray', '--index-dir', {str(tmp_path)!r}]))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 2

@@ -14,8 +14,8 @@ import pytest
 from eval.datasets import Question, load_qa
 from eval.load import served
 from eval.run import Asked, answer_metrics, index_name
-from rag import cli as rag_cli
-from rag.cli import sample_corpus_path
+from newsrag import cli as newsrag_cli
+from rag.articles import sample_corpus_path
 
 DATA = Path(__file__).resolve().parent / "data"
 MODES = ["bm25", "dense", "hybrid"]
@@ -29,7 +29,7 @@ def newsrag(*args: str) -> tuple[int, str, str]:
     """`newsrag ARGS` through the real entry point, in this process (the model loads once)."""
     out, err = io.StringIO(), io.StringIO()
     with redirect_stdout(out), redirect_stderr(err):
-        code = rag_cli.main(list(args))
+        code = newsrag_cli.main(list(args))
     return code, out.getvalue(), err.getvalue()
 
 

@@ -19,7 +19,7 @@ from rag.articles import make_article
 
 from synthetic import articles, write_jsonl
 
-NEWSRAG = [sys.executable, "-m", "rag.cli"]
+NEWSRAG = [sys.executable, "-m", "newsrag.cli"]
 
 
 def _free_port() -> int:

@@ -171,7 +171,7 @@ def test_hostile_files_are_reported_by_name_and_the_rest_ingested(tmp_path):
                                     + '{"id": "broken", "text": \n' + "\n")
     env = {**os.environ, "NEWSRAG_MAX_FILE_BYTES": "2000", "NEWSRAG_MAX_ARTICLE_CHARS": "1000"}
     script = Path(sys.executable).with_name("newsrag")
-    cmd = [str(script)] if script.exists() else [sys.executable, "-m", "rag.cli"]
+    cmd = [str(script)] if script.exists() else [sys.executable, "-m", "newsrag.cli"]
     run = subprocess.run(cmd + ["ingest", str(src), "--index-dir", str(tmp_path / "idx"), "--json"],
                          capture_output=True, text=True, env=env, timeout=300)
     assert run.returncode == 0, run.stderr

@@ -8,7 +8,8 @@ import pytest
 
 from rag.archive import Archive
 from rag.articles import iter_sources
-from rag.cli import main, sample_corpus_path
+from newsrag.cli import main
+from rag.articles import sample_corpus_path
 from rag.errors import InvalidInput
 from rag.lexical import CorpusStats
 from rag.retrieval import Filters, FusionSettings

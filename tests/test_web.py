@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from rag.cli import sample_corpus_path
+from rag.articles import sample_corpus_path
 
 REPO = Path(__file__).resolve().parents[1]
 ARTIFACTS = REPO / "test-artifacts"
@@ -29,7 +29,7 @@ USER_ARTICLE = "2025-10-07-india-russia-summit"
 
 def newsrag(*args: str, index_dir: Path, extra_env: dict[str, str] | None = None, **kwargs):
     env = {**os.environ, "NEWSRAG_INDEX_DIR": str(index_dir), **(extra_env or {})}
-    return subprocess.Popen([sys.executable, "-m", "rag.cli", *args], env=env, **kwargs)
+    return subprocess.Popen([sys.executable, "-m", "newsrag.cli", *args], env=env, **kwargs)
 
 
 def free_port() -> int:

@@ -10,10 +10,10 @@ import argparse
 import json
 import sys
 import textwrap
-from importlib import resources
 from pathlib import Path
 
-from .errors import InvalidInput, NewsragError
+from rag.articles import sample_corpus_path
+from rag.errors import InvalidInput, NewsragError
 
 
 def _index_args(parser: argparse.ArgumentParser) -> None:
@@ -30,11 +30,6 @@ def _filter_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--recency", choices=["none", "prefer_recent"], default="none",
                         help="prefer_recent: a bounded boost for newer articles")
     parser.add_argument("--as-of", dest="as_of", help="YYYY-MM-DD: 'today' for times named in the question")
-
-
-def sample_corpus_path() -> Path:
-    """The bundled sample corpus (package data)."""
-    return Path(str(resources.files("rag") / "sample_corpus"))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -103,20 +98,20 @@ def main(argv: list[str] | None = None) -> int:
 def cmd_ingest(args) -> int:
     from tqdm import tqdm
 
-    from .archive import Archive
-    from .articles import iter_sources
+    from rag.archive import Archive
+    from rag.articles import iter_sources
 
     paths = list(args.paths) + ([str(sample_corpus_path())] if args.sample else [])
     if not paths:
         raise InvalidInput("name at least one PATH (file, folder, glob or -), or --sample")
     if args.shards is not None:
-        from .shards import ingest_sharded
+        from rag.shards import ingest_sharded
 
         if args.engine == "ray":
             raise InvalidInput("--shards is not combined with --engine ray yet: use the local engine")
         report = ingest_sharded(iter_sources(paths), args.index, args.shards, args.index_dir)
     elif args.engine == "ray":
-        from .distributed import ingest_with_ray
+        from rag.distributed import ingest_with_ray
 
         report = ingest_with_ray(paths, args.index, args.index_dir, address=args.address, workers=args.workers)
     else:
@@ -136,15 +131,15 @@ def cmd_ingest(args) -> int:
 
 
 def _filters(args):
-    from .retrieval import Filters
+    from rag.retrieval import Filters
 
     return Filters(date_from=args.date_from, date_to=args.date_to, source=args.source, article_ids=args.article_ids,
                    include_undated=args.include_undated)
 
 
 def cmd_ask(args) -> int:
-    from .archive import Archive
-    from .validation import validate_question
+    from rag.archive import Archive
+    from rag.validation import validate_question
 
     validate_question(args.question, args.k)
     archive = Archive.open(args.index, args.index_dir)
@@ -216,7 +211,7 @@ def cmd_serve(args) -> int:
 
 
 def cmd_stats(args) -> int:
-    from .archive import Archive
+    from rag.archive import Archive
 
     stats = Archive.open(args.index, args.index_dir).stats()
     if args.json:
@@ -233,7 +228,7 @@ def cmd_stats(args) -> int:
 
 
 def cmd_delete(args) -> int:
-    from .archive import Archive
+    from rag.archive import Archive
 
     Archive.open(args.index, args.index_dir).delete(args.id)
     print(f"deleted {args.id}", file=sys.stderr)
@@ -241,7 +236,7 @@ def cmd_delete(args) -> int:
 
 
 def cmd_check(args) -> int:
-    from .archive import Archive
+    from rag.archive import Archive
 
     archive = Archive.open(args.index, args.index_dir)
     problems = archive.check()

@@ -1,0 +1,7 @@
+"""`python -m newsrag`: the same as the `newsrag` command."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())
