@@ -19,10 +19,11 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 install: $(STAMP)
 
-# The tests also cover the optional Ray engine, so `make test` installs that extra too.
+# The tests also cover the optional Ray engine and the LangChain, LlamaIndex and MCP integrations, so
+# `make test` installs those extras too.
 TEST_STAMP := $(VENV)/.installed-test
 $(TEST_STAMP): $(STAMP)
-	$(BIN)/pip install -q -e ".[dev,distributed]"
+	$(BIN)/pip install -q -e ".[dev,distributed,langchain,llamaindex,mcp]"
 	touch $(TEST_STAMP)
 
 test-env: $(TEST_STAMP)

@@ -8,17 +8,10 @@ from __future__ import annotations
 
 import time
 
-import httpx
-
+from newsrag.client import Client, ServerError
 from rag.archive import Archive
 from rag.errors import NewsragError
 from rag.retrieval import Filters
-
-
-class ServerError(NewsragError):
-    """The server under evaluation could not be reached or refused a request."""
-
-    code = "server_error"
 
 
 def _filters(spec: dict | None) -> Filters | None:
@@ -63,49 +56,38 @@ class LocalClient:
 
 
 class HttpClient:
-    """Drives a running `newsrag serve` through its public routes."""
+    """Drives a running `newsrag serve` through its public routes, with `newsrag.client`."""
 
     def __init__(self, url: str, timeout_s: float = 60.0):
         self.url = url.rstrip("/")
-        self.http = httpx.Client(base_url=self.url, timeout=timeout_s)
+        self.client = Client(self.url, timeout_s=timeout_s)
 
     def health(self) -> dict:
         """`GET /health`, or ServerError saying how to start a server."""
         try:
-            response = self.http.get("/health")
-        except httpx.HTTPError as exc:
-            raise ServerError(f"cannot reach {self.url}: {exc}; start one with `newsrag serve`") from exc
-        if response.status_code != 200:
-            raise ServerError(f"{self.url}/health answered {response.status_code}: {response.text[:200]}")
-        return response.json()
+            return self.client.health().to_json()
+        except NewsragError as exc:
+            raise ServerError(f"{self.url}/health: {exc.message}; start one with `newsrag serve`") from exc
 
     def describe(self) -> dict:
         health = self.health()
         return {"via": "http", "url": self.url, "index": health.get("index"), "articles": health.get("articles")}
 
     def search(self, question: str, k: int, mode: str, filters: dict | None) -> dict:
-        return self._post("/search", {"question": question, "k": k, "mode": mode, "filters": filters})
+        return self._ask("/search", self.client.search, question, k=k, mode=mode, filters=filters)
 
     def answer(self, question: str, k: int, mode: str, filters: dict | None, as_of: str | None) -> dict:
-        return self._post("/answer", {"question": question, "k": k, "mode": mode, "filters": filters,
-                                      "as_of": as_of})
+        return self._ask("/answer", self.client.answer, question, k=k, mode=mode, filters=filters, as_of=as_of)
 
-    def _post(self, path: str, body: dict) -> dict:
-        """POST a question; a refusal becomes ServerError quoting the server's error message."""
-        body = {key: value for key, value in body.items() if value is not None}
+    def _ask(self, path: str, call, question: str, **fields) -> dict:
+        """The reply's JSON with a `wall` stage; a refusal becomes ServerError quoting the server's message."""
         started = time.perf_counter()
         try:
-            response = self.http.post(path, json=body)
-        except httpx.HTTPError as exc:
-            raise ServerError(f"POST {self.url}{path} failed: {exc}") from exc
+            result = call(question, **fields).to_json()
+        except NewsragError as exc:
+            status = getattr(exc, "status", None)
+            hint = " (start the server with NEWSRAG_MAX_K=100, or pass a smaller --k)" if _about_k(exc.message) else ""
+            answered = f"answered {status}" if status else "failed"
+            raise ServerError(f"POST {self.url}{path} {answered}: {exc.message}{hint}") from exc
         wall = (time.perf_counter() - started) * 1e3
-        if response.status_code != 200:
-            try:
-                message = response.json()["error"]["message"]
-            except (ValueError, KeyError, TypeError):
-                message = response.text[:200]
-            hint = " (start the server with NEWSRAG_MAX_K=100, or pass a smaller --k)" if _about_k(message) else ""
-            raise ServerError(f"POST {self.url}{path} answered {response.status_code}: {message}{hint}")
-        result = response.json()
-        result.setdefault("timings_ms", {})["wall"] = round(wall, 3)
-        return result
+        return {**result, "timings_ms": {**result.get("timings_ms", {}), "wall": round(wall, 3)}}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -44,3 +45,23 @@ def client(archive, index_dir):
 
     with TestClient(create_app("default", str(index_dir)), base_url="http://127.0.0.1:8000") as c:
         yield c
+
+
+@dataclass(frozen=True)
+class KeyedServer:
+    url: str
+    read_key: str
+    write_key: str
+
+
+@pytest.fixture(scope="session")
+def keyed_server(archive, index_dir, tmp_path_factory) -> KeyedServer:
+    """`newsrag serve` on the session's index in its own process, with a read key and a write key set:
+    one for the client, retriever and MCP tests."""
+    from eval.load import served
+
+    read_key, write_key = "test-read-key", "test-write-key"
+    log = tmp_path_factory.mktemp("keyed-serve") / "stderr.log"
+    env = {"NEWSRAG_READ_KEY": read_key, "NEWSRAG_API_KEY": write_key}
+    with served("default", str(index_dir), env=env, log=log) as running:
+        yield KeyedServer(running.url, read_key, write_key)
