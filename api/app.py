@@ -22,7 +22,7 @@ def create_app(index: str = "default", index_dir: str | None = None, host: str =
         archive.verify_model()
         archive.derived()
         archive.embedder.encode_query("warm up")
-        load_reader().read("warm up", ["warm up"])
+        load_reader(archive.settings.answer.reader_dir).read("warm up", ["warm up"])
     except IndexNotFound:
         pass  # served anyway: /health says index_loaded false, POST /articles creates it
     app = FastAPI(title="newsrag", version="0.1.0",

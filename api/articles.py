@@ -20,8 +20,8 @@ router = APIRouter(tags=["articles"])
 def list_articles(request: Request, offset: int = Query(0, ge=0, le=2**63 - 1), limit: int = Query(50, ge=1, le=500),
                   index: str | None = None) -> dict:
     archive = request.app.state.newsrag.archive(index)
-    return {"offset": offset, "limit": limit, "total": archive.store.count("articles"),
-            "articles": archive.store.list_articles(offset, limit)}
+    return {"offset": offset, "limit": limit, "total": archive.count("articles"),
+            "articles": archive.list_articles(offset, limit)}
 
 
 @router.get("/articles/{article_id:path}", summary="One stored article with its full text",

@@ -14,6 +14,6 @@ def health(request: Request) -> dict:
     body = {"status": "ok", "index_loaded": loaded, "index": state.default}
     if loaded:
         archive = state.archive()
-        body["articles"] = archive.store.count("articles")
-        body["chunks"] = archive.store.count("chunks")
+        body["articles"] = archive.count("articles")
+        body["chunks"] = archive.count("chunks")
     return body

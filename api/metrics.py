@@ -46,8 +46,8 @@ class IndexCollector:
             yield loaded
             return
         loaded.add_metric([name], 1)
-        articles.add_metric([name], archive.store.count("articles"))
-        chunks.add_metric([name], archive.store.count("chunks"))
+        articles.add_metric([name], archive.count("articles"))
+        chunks.add_metric([name], archive.count("chunks"))
         size.add_metric([name], sum(f.stat().st_size for f in archive.path.rglob("*") if f.is_file()))
         yield from (loaded, articles, chunks, size)
 

@@ -36,8 +36,8 @@ def index_page() -> FileResponse:
 @router.get("/filters", summary="The sources and date range the page's filters can take")
 def filter_choices(request: Request, index: str | None = None) -> dict:
     archive = request.app.state.newsrag.archive(index)
-    first, last = archive.store.date_range()
-    return {"sources": [{"name": name, "articles": n} for name, n in archive.store.sources().items() if name],
+    first, last = archive.date_range()
+    return {"sources": [{"name": name, "articles": n} for name, n in archive.sources().items() if name],
             "date_range": {"from": first, "to": last}}
 
 

@@ -83,8 +83,9 @@ def bench_ingest(dataset: str, limit: int | None, work: Path, keep: bool, rounds
     `rounds` > 1 alternates the two that many times and keeps the medians (the load of a shared machine
     drifts). `keep` leaves the index (`bench-ingest` in `work`) for `bench query`."""
     from eval.datasets import load_squad
-    from rag.archive import Archive, embed_input
+    from rag.archive import Archive
     from rag.chunking import split_sentences
+    from rag.ingest import embed_input
 
     articles = load_squad(dataset).articles[:limit]
     times: dict[str, list[float]] = {"ingest": [], "chunks": [], "sentences": [], "one_pass": []}
@@ -102,7 +103,7 @@ def bench_ingest(dataset: str, limit: int | None, work: Path, keep: bool, rounds
         embedder.encode(["warm up the model before any clock starts"])
         report = clock("ingest", lambda: archive.ingest(articles))
         by_id = {a.id: a for a in articles}
-        rows = archive.store.connect().execute('SELECT article_id, start, "end" FROM chunks ORDER BY id').fetchall()
+        rows = archive.store.chunk_spans()
         chunk_texts = list(dict.fromkeys(embed_input(by_id[a].title, by_id[a].text[s:e]) for a, s, e in rows))
         sentence_texts = list(dict.fromkeys(a.text[s:e] for a in articles for s, e in split_sentences(a.text)))
         clock("chunks", lambda: embedder.encode(chunk_texts))
@@ -151,8 +152,9 @@ def bench_long_article(dataset: str, chars: int, work: Path) -> dict:
     """`split_sentences` on growing prefixes, then one `chars`-long article ingested into a fresh index
     beside the bare model encoding the same text: once as the chunks the index stored, once as every
     input ingest embeds (chunks and sentences, in one length-sorted pass). One run of each."""
-    from rag.archive import Archive, embed_input
+    from rag.archive import Archive
     from rag.articles import make_article
+    from rag.ingest import embed_input
     from rag.chunking import split_sentences
 
     text = long_prose(dataset, chars)
@@ -169,8 +171,7 @@ def bench_long_article(dataset: str, chars: int, work: Path) -> dict:
     started = time.perf_counter()
     report = archive.ingest([article])
     ingest_s = time.perf_counter() - started
-    rows = archive.store.connect().execute('SELECT start, "end" FROM chunks ORDER BY id').fetchall()
-    chunk_texts = [embed_input(article.title, text[s:e]) for s, e in rows]
+    chunk_texts = [embed_input(article.title, text[s:e]) for _, s, e in archive.store.chunk_spans()]
     sentence_texts = [text[s:e] for s, e in split_sentences(text)]
     started = time.perf_counter()
     archive.embedder.encode(chunk_texts)
@@ -194,10 +195,11 @@ def bench_query(index: str, index_dir: str, questions: list[str], clients: int) 
 
     from eval.load import served
     from rag.archive import Archive
+    from rag.query import Query
 
     rss0, t = rss_bytes(), time.perf_counter()
     archive = Archive.open(index, index_dir)
-    archive.answer("warm up")
+    archive.answer(Query("warm up"))
     chunks = len(archive.derived().vectors)
     out: dict = {"machine": machine(), "index": index, "chunks": chunks, "index_type": archive.derived().vectors.kind,
                  "questions": len(questions), "in_process_open_to_first_answer_s": round(time.perf_counter() - t, 2),
@@ -205,7 +207,7 @@ def bench_query(index: str, index_dir: str, questions: list[str], clients: int) 
     vectors = archive.derived().vectors
     bare = lambda q: vectors.search(archive.embedder.encode_query(q), 5)  # the floor: encode + exact FAISS
     out["bare_work"] = timed_calls(bare, questions, 1)
-    for name, call in (("answer", lambda q: archive.answer(q)), ("search", lambda q: archive.search(q))):
+    for name, call in (("answer", lambda q: archive.answer(Query(q))), ("search", lambda q: archive.search(Query(q)))):
         out["in_process"][name] = {"1": timed_calls(call, questions, 1),
                                    str(clients): timed_calls(call, questions, clients)}
     started = time.perf_counter()
@@ -315,6 +317,7 @@ def bench_bm25(texts: list[str], size: int, n_queries: int) -> dict:
     """BM25 over `size` chunk texts: the real ones repeated, each copy with a distinct marker word and
     its sentences rotated, so no two documents are identical."""
     from rag.lexical import LexicalIndex
+    from rag.settings import BM25Settings
 
     docs = []
     for i in range(size):
@@ -322,7 +325,8 @@ def bench_bm25(texts: list[str], size: int, n_queries: int) -> dict:
         turn = (i // len(texts)) % max(len(parts), 1)
         docs.append(". ".join(parts[turn:] + parts[:turn]) + f" copy{i // len(texts)}")
     rss0, t = rss_bytes(), time.perf_counter()
-    lexical = LexicalIndex.build(list(range(size)), docs)
+    bm25 = BM25Settings()
+    lexical = LexicalIndex.build(list(range(size)), docs, bm25.k1, bm25.b)
     build_s = time.perf_counter() - t
     rss = rss_bytes() - rss0
     questions = [" ".join(texts[j].split()[:8]) + "?" for j in np.random.default_rng(3).choice(len(texts), n_queries)]

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from rag.errors import NewsragError
-from rag.retrieval import DEFAULT_MODE, MODES
+from rag.query import DEFAULT_MODE, MODES
 
 from .datasets import LOADERS, SPLITS, load_dataset
 from .run import CACHE_DIR, RunConfig, build_index, evaluate, parse_modes

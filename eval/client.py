@@ -11,17 +11,7 @@ import time
 from newsrag.client import Client, ServerError
 from rag.archive import Archive
 from rag.errors import NewsragError
-from rag.retrieval import Filters
-
-
-def _filters(spec: dict | None) -> Filters | None:
-    """A question's filters object (the API's `filters` body) as `rag.retrieval.Filters`."""
-    if not spec:
-        return None
-    ids = spec.get("article_ids")
-    return Filters(date_from=spec.get("date_from"), date_to=spec.get("date_to"), source=spec.get("source"),
-                   article_ids=tuple(ids) if ids else None,
-                   include_undated=bool(spec.get("include_undated", False)))
+from rag.query import Filters, Query
 
 
 def _about_k(message: str) -> bool:
@@ -41,16 +31,14 @@ class LocalClient:
     def search(self, question: str, k: int, mode: str, filters: dict | None) -> dict:
         """The `/search` document for a question."""
         started = time.perf_counter()
-        passages, retrieval, timings, _ = self.archive.search(question, k, mode, _filters(filters))
-        timings["wall"] = (time.perf_counter() - started) * 1e3
-        return {"question": question, "passages": [p.to_json() for p in passages], "retrieval": retrieval,
-                "timings_ms": {name: round(v, 3) for name, v in timings.items()}}
+        result = self.archive.search(Query(question, k, mode, Filters.from_dict(filters or None))).to_json()
+        result["timings_ms"]["wall"] = round((time.perf_counter() - started) * 1e3, 3)
+        return result
 
     def answer(self, question: str, k: int, mode: str, filters: dict | None, as_of: str | None) -> dict:
         """The `/answer` document; `as_of` is passed only when the question sets one."""
         started = time.perf_counter()
-        extra = {"as_of": as_of} if as_of else {}
-        result = self.archive.answer(question, k=k, mode=mode, filters=_filters(filters), **extra)
+        result = self.archive.answer(Query(question, k, mode, Filters.from_dict(filters or None), as_of=as_of))
         result["timings_ms"]["wall"] = round((time.perf_counter() - started) * 1e3, 3)
         return result
 

@@ -49,6 +49,7 @@ def bench_langchain(dataset: str, limit: int, n_questions: int, k: int, work: Pa
 
     from eval.datasets import load_squad
     from rag.archive import Archive
+    from rag.query import Query
     from rag.embedding import resolve_model_path
 
     HuggingFaceEmbeddings, FAISS, Document, Splitter = _langchain()
@@ -80,9 +81,9 @@ def bench_langchain(dataset: str, limit: int, n_questions: int, k: int, work: Pa
     theirs_build = time.perf_counter() - t
 
     article_ids = lambda passages: [p.article.id for p in passages]
-    calls = {"search": lambda q: article_ids(ours.search(q, k=k)[0]),
-             "dense": lambda q: article_ids(ours.search(q, k=k, mode="dense")[0]),
-             "answer": lambda q: [p["article_id"] for p in ours.answer(q, k=k)["passages"]],
+    calls = {"search": lambda q: article_ids(ours.search(Query(q, k)).passages),
+             "dense": lambda q: article_ids(ours.search(Query(q, k, "dense")).passages),
+             "answer": lambda q: [p["article_id"] for p in ours.answer(Query(q, k))["passages"]],
              "langchain": lambda q: [d.metadata["article_id"] for d in store.similarity_search(q, k=k)]}
     ranked: dict[str, list] = {name: [] for name in calls}
     ms: dict[str, list[float]] = {name: [] for name in calls}
@@ -99,7 +100,7 @@ def bench_langchain(dataset: str, limit: int, n_questions: int, k: int, work: Pa
         torch.set_num_threads(batch_threads)
     ours_search, ours_dense, ours_answer, theirs_search = (percentiles(ms[n]) for n in calls)
     ranked_search, ranked_dense, ranked_theirs = ranked["search"], ranked["dense"], ranked["langchain"]
-    texts_embedded = ours.store.count("chunks") + ours.store.count("sentences")
+    texts_embedded = ours.count("chunks") + ours.count("sentences")
     shutil.rmtree(work / "bench-peer", ignore_errors=True)
 
     quality = lambda ranked: {"recall@1": recall(ranked, gold, 1), "recall@5": recall(ranked, gold, 5)}

@@ -16,7 +16,7 @@ from matplotlib.figure import Figure  # a bare Figure draws with Agg: files only
 
 from rag.chunking import ChunkSettings
 from rag.embedding import default_model_name
-from rag.retrieval import DEFAULT_MODE
+from rag.query import DEFAULT_MODE
 
 from .run import Evaluation, index_name, prediction, total_ms
 

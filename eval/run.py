@@ -20,10 +20,11 @@ from statistics import fmean
 
 from tqdm import tqdm
 
-from rag.archive import FORMAT_VERSION, Archive
+from rag.archive import Archive
 from rag.chunking import ChunkSettings
 from rag.embedding import default_model_name
-from rag.retrieval import check_mode
+from rag.generations import FORMAT_VERSION
+from rag.query import check_mode
 from rag.store import SCHEMA
 
 from .client import HttpClient, LocalClient

@@ -19,9 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-from rag.archive import Archive, embed_hash
+from rag.archive import Archive
 from rag.articles import Article
 from rag.chunking import Chunk
+from rag.ingest import embed_hash
 from rag.store import PreparedArticle
 
 MARKER = "synthetic.json"  # in the index folder: what was built, and that it may be rebuilt

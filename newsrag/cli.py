@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import textwrap
-from pathlib import Path
 
 from rag.articles import sample_corpus_path
 from rag.errors import InvalidInput, NewsragError
@@ -43,6 +43,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--address", default=None, help="--engine ray: the Ray cluster to join (default: start a local one)")
     p.add_argument("--workers", type=int, default=None, help="--engine ray: preparing actors (default: one per cluster CPU)")
     p.add_argument("--shards", type=int, default=None, help="split by article-id hash into indexes NAME.shard-0..N-1")
+    p.add_argument("--chunk-tokens", type=int, default=None,
+                   help="chunk size in tokens for a new index (NEWSRAG_CHUNK_TOKENS; default 160)")
+    p.add_argument("--chunk-overlap", type=int, default=None,
+                   help="overlap between chunks in tokens for a new index (NEWSRAG_CHUNK_OVERLAP; default 40)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     _index_args(p)
 
@@ -101,6 +105,9 @@ def cmd_ingest(args) -> int:
     from rag.archive import Archive
     from rag.articles import iter_sources
 
+    for flag, variable in ((args.chunk_tokens, "NEWSRAG_CHUNK_TOKENS"), (args.chunk_overlap, "NEWSRAG_CHUNK_OVERLAP")):
+        if flag is not None:  # a flag is its environment variable, for this process (and Ray workers)
+            os.environ[variable] = str(flag)
     paths = list(args.paths) + ([str(sample_corpus_path())] if args.sample else [])
     if not paths:
         raise InvalidInput("name at least one PATH (file, folder, glob or -), or --sample")
@@ -130,21 +137,16 @@ def cmd_ingest(args) -> int:
     return 0 if not report.failed or (report.added or report.replaced or report.unchanged) else 1
 
 
-def _filters(args):
-    from rag.retrieval import Filters
-
-    return Filters(date_from=args.date_from, date_to=args.date_to, source=args.source, article_ids=args.article_ids,
-                   include_undated=args.include_undated)
-
-
 def cmd_ask(args) -> int:
     from rag.archive import Archive
+    from rag.query import Filters, Query
     from rag.validation import validate_question
 
     validate_question(args.question, args.k)
-    archive = Archive.open(args.index, args.index_dir)
-    result = archive.answer(args.question, k=args.k, mode=args.mode, filters=_filters(args), recency=args.recency,
-                            as_of=args.as_of)
+    filters = Filters(date_from=args.date_from, date_to=args.date_to, source=args.source,
+                      article_ids=args.article_ids, include_undated=args.include_undated)
+    query = Query(args.question, args.k, args.mode, filters, args.recency, args.as_of)
+    result = Archive.open(args.index, args.index_dir).answer(query)
     if args.json:
         print(json.dumps(result, ensure_ascii=False, indent=2))
         return 0
@@ -181,8 +183,6 @@ def format_answer(result: dict) -> str:
 
 
 def cmd_serve(args) -> int:
-    import os
-
     import uvicorn
 
     from api.app import create_app
@@ -222,6 +222,9 @@ def cmd_stats(args) -> int:
             ("date range", " .. ".join(d or "?" for d in stats["date_range"])),
             ("sources", ", ".join(f"{s or '(none)'} ({n})" for s, n in stats["sources"].items())),
             ("index type", stats["index_type"]), ("size on disk", f"{stats['size_bytes'] / 1e6:.1f} MB")]
+    rows += [(f"settings {section}", ", ".join(f"{k}={v}" for k, v in values.items()))
+             for section, values in stats["settings"].items()]
+    rows += [("differs from manifest", d) for d in stats["settings_differ_from_manifest"]]
     width = max(len(r[0]) for r in rows)
     print("\n".join(f"{k.ljust(width)}  {v}" for k, v in rows))
     return 0

@@ -8,8 +8,9 @@ needs) does not pull in torch, FAISS and the model.
 
 from importlib import import_module
 
-_HOMES = {"Archive": "archive", "IngestReport": "archive", "Article": "articles", "LoadFailure": "articles",
-          "Chunk": "chunking", "ChunkSettings": "chunking", "Filters": "retrieval", "Hit": "retrieval"}
+_HOMES = {"Archive": "archive", "IngestReport": "ingest", "Article": "articles", "LoadFailure": "articles",
+          "Chunk": "chunking", "ChunkSettings": "chunking", "Filters": "query", "Query": "query",
+          "SearchResult": "search", "Settings": "settings", "Hit": "retrieval"}
 
 __all__ = list(_HOMES)
 

@@ -3,24 +3,23 @@ runs on Ray workers; the driver reads the sources and commits.
 
 The driver holds the index's write lock and commits each prepared batch through `Archive.ingest`,
 so the index format, the single writer and the crash safety are those of a local ingest. Each
-worker is a Ray actor that loads the model once and calls `Archive._prepare` on a private scratch
-archive (it never touches the index, so workers need no access to the index folder; the price is
-that the embedding cache of the index is not consulted, and a changed article is embedded anew).
+worker is a Ray actor that loads the model once and runs the local ingest's `Preparer` without a
+store (it never touches the index, so workers need no access to the index folder; the price is
+that the index's stored vectors are not reused, and a changed article is embedded anew).
 """
 
 from __future__ import annotations
 
 import os
 import sys
-import tempfile
 from collections import deque
-from pathlib import Path
 from typing import Callable, Iterator
 
-from .archive import Archive, BatchPreparer, IngestReport
+from .archive import Archive
 from .articles import Article, iter_sources
 from .chunking import ChunkSettings
 from .errors import IndexMismatch, InvalidInput
+from .ingest import BatchPreparer, IngestReport, Preparer
 from .store import PreparedArticle
 
 LOCAL_CPUS = 2  # a local Ray instance (no --address) gets this many worker CPUs
@@ -40,23 +39,21 @@ def _ray(local: bool = False):
     return ray
 
 
-class Preparer:
-    """A worker's state: the model (loaded once) and a scratch archive whose `_prepare` it calls."""
+class Worker:
+    """A Ray actor's state: the model, loaded once, and a `Preparer` without a store."""
 
     def __init__(self, model: str, fingerprint: str, chunking: ChunkSettings):
         from .embedding import shared_embedder
-        from .retrieval import FusionSettings
 
         embedder = shared_embedder(model)
         if embedder.fingerprint != fingerprint:
             raise IndexMismatch(f"the weights of model {model!r} on this Ray worker differ from the driver's")
-        self._scratch = tempfile.TemporaryDirectory(prefix="newsrag-ray-")
-        self._archive = Archive(Path(self._scratch.name), embedder, chunking, FusionSettings())
+        self._preparer = Preparer(embedder, chunking)
 
     def prepare(self, articles: list[Article]) -> tuple[list[PreparedArticle], int, int]:
         """Prepared articles, with the chunk and truncated-chunk counts for the driver's report."""
         report = IngestReport()
-        prepared = self._archive._prepare(articles, report)
+        prepared = self._preparer.prepare(articles, report)
         return prepared, report.chunks, report.truncated_chunks
 
 
@@ -107,8 +104,8 @@ def ingest_with_ray(
     try:
         archive = Archive.open(index, index_dir, create=True)
         count = workers or max(1, int(ray.available_resources().get("CPU", 1)))
-        actor = ray.remote(num_cpus=1)(Preparer)
-        actors = [actor.remote(archive.embedder.name, archive.embedder.fingerprint, archive.chunking)
+        actor = ray.remote(num_cpus=1)(Worker)
+        actors = [actor.remote(archive.embedder.name, archive.embedder.fingerprint, archive.settings.chunking)
                   for _ in range(count)]
         try:
             return archive.ingest(iter_sources(paths), progress, ray_preparer(actors, 2 * count))

@@ -1,4 +1,4 @@
-"""BM25 with bm25s over each chunk's title and text: English stopwords, the Snowball stemmer, k1 = 0.9.
+"""BM25 with bm25s over each chunk's title and text: English stopwords, the Snowball stemmer, k1 0.9 (`Settings.bm25`).
 
 The title names what a chunk is about even when the chunk does not repeat it. A question's own
 scaffolding ("what", "did", "how many") is dropped from the query before scoring: it names no
@@ -29,7 +29,6 @@ from .terms import TermWeights
 
 logging.getLogger("bm25s").setLevel(logging.ERROR)
 
-K1, B = 0.9, 0.75
 ANALYSIS = 2  # bumped when what BM25 indexes changes (2: title + chunk text, k1 0.9): older files are rebuilt
 QUESTION_WORDS = frozenset(
     "what which who whom whose when where why how did does do was were is are has have had many much".split())
@@ -100,11 +99,11 @@ class LexicalIndex:
         return len(self.ids)
 
     @classmethod
-    def build(cls, ids: list[int], texts: list[str], k1: float = K1) -> "LexicalIndex":
-        """Index `texts` (one per chunk id)."""
+    def build(cls, ids: list[int], texts: list[str], k1: float, b: float) -> "LexicalIndex":
+        """Index `texts` (one per chunk id) with BM25 parameters k1 and b (`Settings.bm25`)."""
         import bm25s
 
-        retriever = bm25s.BM25(k1=k1, b=B)
+        retriever = bm25s.BM25(k1=k1, b=b)
         lengths = np.zeros(0, dtype=np.int64)
         if texts:
             tokens = bm25s.tokenize(texts, stopwords="en", stemmer=_stemmer(), show_progress=False)
@@ -163,6 +162,15 @@ class LexicalIndex:
         allowed = np.asarray(allowed, dtype=np.int64)
         at = np.minimum(np.searchsorted(ids, allowed), len(ids) - 1)
         return order[at[ids[at] == allowed]]
+
+    def term_weights(self) -> TermWeights:
+        """This index's idf per stem, read lazily from the score matrix's columns (one per term), so
+        it costs nothing per query."""
+        scores = getattr(self.retriever, "scores", None) or {}
+        if "indptr" not in scores:
+            return TermWeights({}, np.zeros(0, dtype=np.int64), 1)
+        return TermWeights(getattr(self.retriever, "vocab_dict", None) or {}, scores["indptr"],
+                           int(scores.get("num_docs", 1)))
 
     def _column(self, term: str) -> slice | None:
         """Where a term's (document, score) entries lie in the score matrix, or None if never seen."""

@@ -12,11 +12,14 @@ import sqlite3
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import TYPE_CHECKING, Iterable, Iterator
 
 import numpy as np
 
 from .articles import Article
+
+if TYPE_CHECKING:
+    from .query import Filters
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -67,6 +70,15 @@ class SentenceRow:
     end: int
     vector: np.ndarray
     dates: list[dict]
+
+    def to_json(self) -> dict:
+        """Offsets and dates (a shard sends these to a front's answer stage; it needs no vector)."""
+        return {"id": self.id, "article_id": self.article_id, "start": self.start, "end": self.end, "dates": self.dates}
+
+    @classmethod
+    def from_json(cls, doc: dict) -> "SentenceRow":
+        return cls(int(doc["id"]), str(doc["article_id"]), int(doc["start"]), int(doc["end"]),
+                   np.zeros(0, dtype=np.float32), list(doc["dates"]))
 
 
 def _blob(vector: np.ndarray) -> bytes:
@@ -200,12 +212,41 @@ class Store:
                 f"SELECT id FROM chunks WHERE article_id IN ({marks})", part))
         return out
 
-    def chunk_ids_where(self, where: str, params: list) -> np.ndarray:
-        """Chunk ids of the articles matching an SQL condition on `a` (the articles table)."""
+    def chunk_ids_matching(self, filters: Filters) -> np.ndarray:
+        """Chunk ids of the articles the filters admit (dates are stored as ISO YYYY-MM-DD)."""
+        clauses, params = [], []
+        undated = " OR a.date IS NULL" if filters.include_undated else ""
+        if filters.date_from:
+            clauses.append(f"(a.date >= ?{undated})")
+            params.append(filters.date_from)
+        if filters.date_to:
+            clauses.append(f"(a.date <= ?{undated})")
+            params.append(filters.date_to)
+        if filters.source:
+            clauses.append("a.source = ?")
+            params.append(filters.source)
+        if filters.article_ids:
+            clauses.append(f"a.id IN ({','.join('?' * len(filters.article_ids))})")
+            params.extend(filters.article_ids)
         rows = self.connect().execute(
-            f"SELECT c.id FROM chunks c JOIN articles a ON a.id = c.article_id WHERE {where}", params
-        ).fetchall()
+            f"SELECT c.id FROM chunks c JOIN articles a ON a.id = c.article_id WHERE {' AND '.join(clauses) or '1'}",
+            params).fetchall()
         return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+
+    def integrity(self) -> tuple[set[int], int, int]:
+        """Every stored chunk id, chunks without an article, and articles without chunks (half-written)."""
+        conn = self.connect()
+        ids = {int(r[0]) for r in conn.execute("SELECT id FROM chunks")}
+        orphans = conn.execute(
+            "SELECT count(*) FROM chunks c LEFT JOIN articles a ON a.id = c.article_id WHERE a.id IS NULL").fetchone()[0]
+        chunkless = conn.execute(
+            "SELECT count(*) FROM articles a WHERE NOT EXISTS (SELECT 1 FROM chunks c WHERE c.article_id = a.id)"
+        ).fetchone()[0]
+        return ids, orphans, chunkless
+
+    def chunk_spans(self) -> list[tuple[str, int, int]]:
+        """(article id, start, end) of every chunk, in id order (benchmarks re-embed exactly these)."""
+        return self.connect().execute('SELECT article_id, start, "end" FROM chunks ORDER BY id').fetchall()
 
     def chunk_vectors(self, ids: Iterable[int]) -> dict[int, np.ndarray]:
         """Stored vectors of some chunks: exact cosines without another FAISS search."""

@@ -63,15 +63,6 @@ class TermWeights:
         self.indptr = indptr  # column pointers of a term-by-column sparse matrix: df = indptr[i+1] - indptr[i]
         self.n_docs = max(1, n_docs)
 
-    @classmethod
-    def from_bm25(cls, retriever) -> "TermWeights":
-        """Document frequencies from a bm25s retriever's sparse score matrix (one column per term),
-        read lazily per stem, so this costs nothing per query."""
-        scores = getattr(retriever, "scores", None) or {}
-        if "indptr" not in scores:
-            return cls({}, np.zeros(0, dtype=np.int64), 1)
-        return cls(getattr(retriever, "vocab_dict", None) or {}, scores["indptr"], int(scores.get("num_docs", 1)))
-
     def idf(self, stem: str) -> float:
         """Rare stems weigh more; a stem the index never saw weighs as a stem seen once."""
         i = self.vocabulary.get(stem)

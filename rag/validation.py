@@ -1,39 +1,23 @@
 """Limits on what a caller may ask or send, shared by the CLI, the loaders and the API.
 
-Each limit has a default and an environment setting, read when the module is imported (the server
-reads its settings at start-up). A bad question or `k` is `InvalidInput`; an article or file over its
-limit is a `LoadError`, so loaders report it by name and go on with the rest.
+The limits are `Settings.limits` (rag/settings.py), read from the environment when this module is
+imported (the server reads its settings at start-up). A bad question or `k` is `InvalidInput`; an
+article or file over its limit is a `LoadError`, so loaders report it by name and go on with the rest.
 """
 
 from __future__ import annotations
 
-import os
-
 from .errors import InvalidInput, LoadError
+from .settings import Settings
 
-
-def env_int(name: str, default: int) -> int:
-    """A positive integer setting from the environment; a bad value fails at start-up, naming it."""
-    raw = os.environ.get(name)
-    if raw is None or raw.strip() == "":
-        return default
-    try:
-        value = int(raw.replace("_", ""))
-    except ValueError:
-        raise InvalidInput(f"{name}={raw!r} is not an integer") from None
-    if value < 1:
-        raise InvalidInput(f"{name}={raw!r} must be at least 1")
-    return value
-
-
-MAX_QUESTION_CHARS = env_int("NEWSRAG_MAX_QUESTION_CHARS", 1000)
-MAX_K = env_int("NEWSRAG_MAX_K", 50)
-MAX_BODY_BYTES = env_int("NEWSRAG_MAX_BODY_BYTES", 10 * 1024 * 1024)
-MAX_ARTICLES_PER_REQUEST = env_int("NEWSRAG_MAX_ARTICLES_PER_REQUEST", 1000)
-MAX_ARTICLE_CHARS = env_int("NEWSRAG_MAX_ARTICLE_CHARS", 1_000_000)
-# The title is embedded with every chunk: 300 characters (~70 tokens) leave the model room for the chunk.
-MAX_TITLE_CHARS = env_int("NEWSRAG_MAX_TITLE_CHARS", 300)
-MAX_FILE_BYTES = env_int("NEWSRAG_MAX_FILE_BYTES", 256 * 1024 * 1024)
+LIMITS = Settings.from_env().limits
+MAX_QUESTION_CHARS = LIMITS.max_question_chars
+MAX_K = LIMITS.max_k
+MAX_BODY_BYTES = LIMITS.max_body_bytes
+MAX_ARTICLES_PER_REQUEST = LIMITS.max_articles_per_request
+MAX_ARTICLE_CHARS = LIMITS.max_article_chars
+MAX_TITLE_CHARS = LIMITS.max_title_chars
+MAX_FILE_BYTES = LIMITS.max_file_bytes
 
 
 def validate_question(question: str, k: int) -> str:

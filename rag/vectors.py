@@ -19,7 +19,6 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-APPROXIMATE_FROM = 50_000  # chunks: exact search took 0.55 ms at 10k, 47 ms at 100k (one thread, busy machine)
 TRAIN_PER_LIST = 64  # training points per IVF cluster (FAISS wants at least 39)
 
 
@@ -68,9 +67,9 @@ class VectorIndex:
         return cls(index)
 
     @classmethod
-    def for_size(cls, dimension: int, count: int, sample: np.ndarray | None = None) -> "VectorIndex":
-        """Exact below APPROXIMATE_FROM chunks, else approximate (then `sample` is required)."""
-        if count < APPROXIMATE_FROM or sample is None:
+    def for_size(cls, dimension: int, count: int, sample: np.ndarray | None, approximate_from: int) -> "VectorIndex":
+        """Exact below `approximate_from` chunks, else approximate (then `sample` is required)."""
+        if count < approximate_from or sample is None:
             return cls.empty(dimension)
         return cls.approximate(dimension, sample, count)
 
@@ -115,9 +114,9 @@ class VectorIndex:
         flat = faiss.downcast_index(self.index.index)
         return self.ids(), faiss.vector_to_array(flat.codes).view(np.float32).reshape(-1, self.dimension)
 
-    def fitted(self) -> "VectorIndex":
-        """This index, or an approximate copy once an exact one has grown past APPROXIMATE_FROM."""
-        if self.kind != "flat-ip" or len(self) < APPROXIMATE_FROM:
+    def fitted(self, approximate_from: int) -> "VectorIndex":
+        """This index, or an approximate copy once an exact one has grown past `approximate_from`."""
+        if self.kind != "flat-ip" or len(self) < approximate_from:
             return self
         ids, vectors = self.vectors()
         picks = np.random.default_rng(0).choice(len(ids), sample_size(len(ids)), replace=False)

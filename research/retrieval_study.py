@@ -28,10 +28,11 @@ from eval.datasets import Dataset, load_dataset, squad_split
 from rag.embedding import shared_embedder
 from rag.lexical import LexicalIndex
 from rag.rescore import FEATURES, ChunkContext, RescoreWeights, features, stems
-from rag.retrieval import FusionSettings, fuse
-from rag.terms import TermWeights
+from rag.retrieval import fuse
+from rag.settings import BM25Settings, FusionSettings
 from rag import lexical as lexical_module
 
+BM25 = BM25Settings()
 CACHE = Path(".cache/retrieval_study")
 
 
@@ -115,7 +116,7 @@ def gather(corpus: Corpus, lexical: LexicalIndex, qv: np.ndarray, questions: lis
            settings: FusionSettings) -> Candidates:
     """Each question's production first stage (depth each, RRF) and second-stage features of the top `rerank`."""
     row_of = {int(c): i for i, c in enumerate(corpus.chunk_ids)}
-    weights = TermWeights.from_bm25(lexical.retriever)
+    weights = lexical.term_weights()
     out = Candidates([], [], [], [], [])
     for i, question in enumerate(questions):
         cos = corpus.chunk_vectors @ qv[i]
@@ -211,7 +212,7 @@ def _prepare(spec: str, args) -> StudySet:
     dataset = load_dataset(path, fmt)
     corpus = load_corpus(Path(args.index_dir) / name)
     questions = [q.question for q in dataset.questions]
-    lexical = LexicalIndex.build(corpus.chunk_ids.tolist(), _bm25_texts(corpus, not args.no_title))
+    lexical = LexicalIndex.build(corpus.chunk_ids.tolist(), _bm25_texts(corpus, not args.no_title), BM25.k1, BM25.b)
     settings = FusionSettings(rrf_k=args.rrf_k, rerank=args.rerank)
     started = time.time()
     cands = gather(corpus, lexical, query_vectors(name, questions), questions, settings)
@@ -282,7 +283,7 @@ def _bm25(args) -> int:
     for title in (False, True):
         for k1 in (1.5, 0.9):
             for drop_question_words in (False, True):
-                lexical = LexicalIndex.build(corpus.chunk_ids.tolist(), _bm25_texts(corpus, title), k1=k1)
+                lexical = LexicalIndex.build(corpus.chunk_ids.tolist(), _bm25_texts(corpus, title), k1, BM25.b)
                 words = lexical_module.QUESTION_WORDS  # switched off for the variant without it
                 if not drop_question_words:
                     lexical_module.QUESTION_WORDS = frozenset()
@@ -302,6 +303,8 @@ def _check(args) -> int:
     """Rank every question of the split under each mode with `Archive.search`; print the metrics."""
     from eval.metrics import ranking_metrics, run_from_ranking
     from rag.archive import Archive
+    from rag.query import Query
+    from rag.settings import Settings
 
     dataset = load_dataset(args.data, args.format)
     tune, test = halves(dataset)
@@ -309,9 +312,10 @@ def _check(args) -> int:
     questions = [q for i, q in enumerate(dataset.questions) if i in keep]
     if args.limit:
         questions = [questions[i] for i in sorted(np.random.default_rng(0).choice(len(questions), args.limit, replace=False))]
-    archive = Archive.open(args.index, args.index_dir)
+    settings = Settings.from_env()
     if args.rerank is not None:
-        archive.fusion = replace(archive.fusion, rerank=args.rerank)
+        settings = replace(settings, fusion=replace(settings.fusion, rerank=args.rerank))
+    archive = Archive.open(args.index, args.index_dir, settings=settings)
     # The one model call is batched up front (the same vectors, far faster on a busy machine);
     # everything after it is the production query path.
     texts = [q.question for q in dataset.questions]
@@ -322,15 +326,15 @@ def _check(args) -> int:
     for mode in args.modes.split(","):
         ranked, retrieve_ms = {}, []
         for q in questions:
-            passages, _, timings, _ = archive.search(q.question, args.k, mode)
-            retrieve_ms.append(timings["retrieve"])
-            ranked[q.id] = list(dict.fromkeys(p.article.id for p in passages))
+            result = archive.search(Query(q.question, args.k, mode))
+            retrieve_ms.append(result.timings["retrieve"])
+            ranked[q.id] = list(dict.fromkeys(p.article.id for p in result.passages))
         halves_ids = {"tune": {dataset.questions[i].id for i in tune}, "test": {dataset.questions[i].id for i in test}}
         for part in ([args.split] if args.split != "all" or args.limit else ["all", "tune", "test"]):
             judged = {q: r for q, r in qrels.items() if part == "all" or q in halves_ids[part]}
             figures = {k: round(v, 4) for k, v in ranking_metrics(judged, run_from_ranking(ranked)).items()}
             print(json.dumps({"index": args.index, "split": part, "mode": mode,
-                              "rerank": archive.fusion.rerank if mode == "hybrid" else None, "n": len(judged),
+                              "rerank": settings.fusion.rerank if mode == "hybrid" else None, "n": len(judged),
                               "k": args.k, "metrics": figures,
                               "retrieve_ms_p50": round(float(np.percentile(retrieve_ms, 50)), 1)}), flush=True)
     return 0

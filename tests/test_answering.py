@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from eval.metrics import normalize_answer
-from rag.retrieval import Filters
-from rag.terms import TermWeights, content_stems
+from rag.query import Filters
+from rag.terms import content_stems
+from rag.query import Query
 
 QUESTIONS = [json.loads(line) for line in
              (Path(__file__).parent / "data" / "sample_questions.jsonl").read_text().splitlines() if line.strip()]
@@ -19,7 +20,7 @@ USER_ARTICLE = "2025-10-07-india-russia-summit"
 
 
 def _ask(archive, question: str) -> dict:
-    return archive.answer(question, k=5)
+    return archive.answer(Query(question, k=5))
 
 
 def test_putin_visit_span_and_date(archive):
@@ -42,7 +43,7 @@ def test_putin_visit_span_and_date(archive):
 ])
 def test_dates_in_the_user_article_resolve_to_the_right_day(archive, question, day):
     """Questions about the user's article (filtered to it): the answer's first date is the right day."""
-    answer = archive.answer(question, k=5, filters=Filters(article_ids=(USER_ARTICLE,)))["answer"]
+    answer = archive.answer(Query(question, k=5, filters=Filters(article_ids=(USER_ARTICLE,))))["answer"]
     assert answer is not None and answer["article_id"] == USER_ARTICLE
     assert answer["dates"][0]["resolved"] == day
     assert answer["span"] is not None and answer["dates"][0]["start"] < answer["span"]["end"]
@@ -111,7 +112,7 @@ def test_passages_have_distinct_texts_and_one_citation_per_article(archive):
 
 
 def test_term_weights_favour_rare_stems(archive):
-    weights = TermWeights.from_bm25(archive.derived().lexical.retriever)
+    weights = archive.derived().lexical.term_weights()
     rare, common = content_stems("Lavrov said")
     assert weights.idf(rare) > weights.idf(common) > 0
 
@@ -125,7 +126,7 @@ def test_term_weights_favour_rare_stems(archive):
 def test_tense_of_a_when_question_picks_a_future_or_past_date(archive, question, resolved):
     """Over the bundled sample article alone (what `make run` serves), tense decides between the
     expected visit and the last one."""
-    from rag.retrieval import Filters
+    from rag.query import Filters
 
-    result = archive.answer(question, filters=Filters(article_ids=("india-russia-summit-2025",)))
+    result = archive.answer(Query(question, filters=Filters(article_ids=("india-russia-summit-2025",))))
     assert result["answer"]["dates"][0]["resolved"] == resolved

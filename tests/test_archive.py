@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from rag.archive import Archive
 from rag.articles import Article, clean_id, make_article
 from rag.errors import ArticleNotFound, EmptyIndex, IndexMismatch, IndexNotFound, InvalidInput, LoadError
+from rag.query import Query
 
 ARTICLES = [
     Article(id="ferry", title="Ferry terminal approved", date="2025-09-12", source="Harbour Post",
@@ -30,7 +31,7 @@ def small(tmp_path):
 
 
 def test_user_question_cites_the_article_and_the_december_5_sentence(archive):
-    result = archive.answer("When is Putin's visit to India expected?")
+    result = archive.answer(Query("When is Putin's visit to India expected?"))
     answer = result["answer"]
     assert "December 5" in answer["text"]
     article = archive.get_article(answer["article_id"])
@@ -41,7 +42,7 @@ def test_user_question_cites_the_article_and_the_december_5_sentence(archive):
 
 
 def test_every_passage_slices_its_article_and_citations_are_per_article(archive):
-    result = archive.answer("What did the central bank decide about interest rates?", k=8)
+    result = archive.answer(Query("What did the central bank decide about interest rates?", k=8))
     numbers: dict[str, int] = {}
     for p in result["passages"]:
         assert archive.get_article(p["article_id"]).text[p["start"]:p["end"]] == p["text"]
@@ -53,14 +54,14 @@ def test_every_passage_slices_its_article_and_citations_are_per_article(archive)
 
 
 def test_reopen_gives_the_same_results_and_manifest(small, tmp_path):
-    before = small.answer("How much will the ferry terminal cost?")
+    before = small.answer(Query("How much will the ferry terminal cost?"))
     reopened = Archive.open("small", tmp_path)
-    after = reopened.answer("How much will the ferry terminal cost?")
+    after = reopened.answer(Query("How much will the ferry terminal cost?"))
     assert after["passages"] == before["passages"] and after["answer"] == before["answer"]
     assert "40 million" in after["answer"]["text"]
     manifest = json.loads((tmp_path / "small" / "manifest.json").read_text())
     assert manifest["counts"]["articles"] == 2 and manifest["dimension"] == 384
-    assert manifest["model_fingerprint"] and manifest["chunker"]["target_tokens"] > 0
+    assert manifest["model_fingerprint"] and manifest["settings"]["chunking"]["target_tokens"] > 0
     assert reopened.check() == []
 
 
@@ -74,7 +75,7 @@ def test_reingest_unchanged_is_a_noop_and_changed_replaces(small):
     report = small.ingest([changed])
     assert report.replaced == ["library"]
     assert small.get_article("library").text == changed.text
-    result = small.answer("Why is the library closed?", k=5)
+    result = small.answer(Query("Why is the library closed?", k=5))
     assert all("rooftop reading room" not in p["text"] for p in result["passages"])
     assert small.check() == []
 
@@ -99,7 +100,7 @@ def test_delete_removes_from_faiss_bm25_and_sqlite(small, tmp_path):
     assert not set(chunk_ids) & set(derived.vectors.ids().tolist())
     assert not set(chunk_ids) & set(derived.lexical.ids.tolist())
     reopened = Archive.open("small", tmp_path)
-    passages, *_ = reopened.search("ferry terminal cost", k=5, mode="bm25")
+    passages = reopened.search(Query("ferry terminal cost", k=5, mode="bm25")).passages
     assert all(p.article.id != "ferry" for p in passages)
     assert reopened.check() == []
     with pytest.raises(ArticleNotFound):
@@ -113,7 +114,7 @@ def test_crash_between_commit_and_publish_recovers_on_open(small, tmp_path):
                 f.unlink()
     reopened = Archive.open("small", tmp_path)
     assert reopened.check() == []
-    assert reopened.answer("ferry terminal")["passages"]
+    assert reopened.answer(Query("ferry terminal"))["passages"]
 
 
 def test_opening_with_another_model_or_format_says_what_to_do(small, tmp_path, monkeypatch):
@@ -140,7 +141,7 @@ def test_unknown_empty_and_bad_index_names(tmp_path):
         Archive.open("../escape", tmp_path, create=True)
     empty = Archive.open("empty", tmp_path, create=True)
     with pytest.raises(EmptyIndex):
-        empty.answer("anything?")
+        empty.answer(Query("anything?"))
 
 
 def test_chunks_never_truncated_by_the_model(archive):
@@ -196,3 +197,24 @@ def test_distinct_given_ids_are_never_stored_under_one_id(first, second):
                 article = archive.get_article(stored_id)
                 assert article.given_id == owner and article.text == expected[stored_id]
         assert archive.store.count("articles") == len(holder)
+
+
+def test_settings_live_in_the_manifest_and_a_different_one_is_named(tmp_path, monkeypatch):
+    """The manifest records the settings; a reopen takes the index-shaping ones from it, names a
+    query-time difference in stats, and refuses an index-shaping difference, naming it."""
+    monkeypatch.setenv("NEWSRAG_CHUNK_TOKENS", "120")
+    monkeypatch.setenv("NEWSRAG_RERANK", "20")
+    Archive.open("tuned", tmp_path, create=True).ingest(ARTICLES)
+    recorded = json.loads((tmp_path / "tuned" / "manifest.json").read_text())["settings"]
+    assert recorded["chunking"]["target_tokens"] == 120 and recorded["fusion"]["rerank"] == 20
+    monkeypatch.delenv("NEWSRAG_CHUNK_TOKENS")
+    monkeypatch.delenv("NEWSRAG_RERANK")
+    reopened = Archive.open("tuned", tmp_path)
+    assert reopened.settings.chunking.target_tokens == 120 and reopened.settings.fusion.rerank == 50
+    assert reopened.stats()["settings_differ_from_manifest"] == ["fusion.rerank: 20 -> 50"]
+    monkeypatch.setenv("NEWSRAG_CHUNK_TOKENS", "200")
+    with pytest.raises(IndexMismatch, match=r"chunking\.target_tokens: 120 -> 200"):
+        Archive.open("tuned", tmp_path)
+    monkeypatch.setenv("NEWSRAG_CHUNK_TOKENS", "many")
+    with pytest.raises(InvalidInput, match="NEWSRAG_CHUNK_TOKENS"):
+        Archive.open("tuned", tmp_path)

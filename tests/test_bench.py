@@ -7,6 +7,7 @@ import json
 import pytest
 
 from newsrag.cli import main
+from rag.query import Query
 
 PARAGRAPHS = [
     ("Harbour", "The harbour flooded in March 2021 after three days of rain. Boats were moved inland. "
@@ -107,7 +108,7 @@ def test_synthetic_index_opens_like_any_other(kept_index, tmp_path):
     assert archive.stats()["chunks"] == report["chunks"]
     ids = {row[0] for row in archive.store.connect().execute("SELECT id FROM articles")}
     assert {"Harbour-0", "Harbour-0~copy1", "Harbour-0~copy2"} <= ids
-    result = archive.answer("When did the harbour flood?")
+    result = archive.answer(Query("When did the harbour flood?"))
     assert result["passages"][0]["article_id"].startswith("Harbour-0")
     assert "March 2021" in result["answer"]["text"]
     copy = archive.get_article("Harbour-0~copy2")

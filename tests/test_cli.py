@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -46,6 +47,9 @@ def test_reingest_is_a_noop_and_stats_check_delete(cli_dir, user_corpus):
     assert "added 0, unchanged 1" in again.stderr
     stats = json.loads(run("stats", "--json", env_dir=cli_dir).stdout)
     assert stats["articles"] == 1 and stats["date_range"] == ["2025-10-07", "2025-10-07"]
+    assert stats["settings"]["chunking"] == {"target_tokens": 160, "overlap_tokens": 40}
+    printed = run("stats", env_dir=cli_dir).stdout
+    assert re.search(r"settings chunking +target_tokens=160, overlap_tokens=40", printed) and "settings fusion" in printed
     assert run("check", env_dir=cli_dir).returncode == 0
 
 

@@ -17,6 +17,7 @@ from rag.articles import make_article
 from rag.errors import EmptyIndex
 
 from synthetic import articles, write_jsonl
+from rag.query import Query
 
 
 def _items(records: list[dict]):
@@ -91,7 +92,7 @@ def test_two_ingest_processes_create_one_index_serialised_while_a_reader_answers
             reader = Archive.open("procs", tmp_path)
         if reader is not None:
             try:
-                passages, *_ = reader.search("What did the council approve?", k=3)
+                passages = reader.search(Query("What did the council approve?", k=3)).passages
                 answered += bool(passages)
             except EmptyIndex:
                 assert answered == 0  # nothing published yet; once something was, it never goes away

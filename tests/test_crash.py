@@ -20,9 +20,11 @@ import threading
 import time
 from pathlib import Path
 
-from rag.archive import INGEST_BATCH, Archive
+from rag.archive import Archive
+from rag.ingest import INGEST_BATCH
 
 from synthetic import articles, write_jsonl
+from rag.query import Query
 
 N_ARTICLES = 200
 KILLS = 4
@@ -118,6 +120,6 @@ def test_sigkill_at_random_points_never_loses_a_committed_batch(tmp_path):
     assert len(list(folder.glob("derived-*"))) == 1 and not list(folder.glob(".tmp-derived-*"))
     archive = Archive.open("crash", index_dir)
     place = records[-1]["title"].removeprefix("News from ")
-    passages, *_ = archive.search(f"What happened in {place}?", k=3, mode="bm25")
+    passages = archive.search(Query(f"What happened in {place}?", k=3, mode="bm25")).passages
     assert passages and passages[0].article.id == order[-1]
     print("crash runs (target, killed, reported, stored):", runs)

@@ -13,6 +13,7 @@ import rag.archive
 from rag.archive import Archive
 from rag.articles import iter_sources
 from rag.articles import sample_corpus_path
+from rag.query import Query
 
 QUESTIONS = ["Who was elected mayor of Rivertown?", "What did the central bank decide about rates?",
              "Which company opened a chip plant?"]
@@ -33,7 +34,7 @@ def pair(tmp_path_factory, monkeypatch_module):
         pytest.skip("Ray is not installed: pip install 'newsrag[distributed]'")
     from rag.distributed import ingest_with_ray
 
-    monkeypatch_module.setattr(rag.archive, "INGEST_BATCH", 4)
+    monkeypatch_module.setattr(rag.ingest, "INGEST_BATCH", 4)
     root = tmp_path_factory.mktemp("ray-indexes")
     local = Archive.open("local", root, create=True)
     local_report = local.ingest(iter_sources([str(sample_corpus_path())]))
@@ -70,8 +71,8 @@ def test_same_chunks_sentences_and_vectors(pair):
 def test_same_search_results(pair, mode):
     local, remote, _, _ = pair
     for question in QUESTIONS:
-        ours, _, _, _ = local.search(question, k=5, mode=mode, as_of="2025-12-31")
-        theirs, _, _, _ = remote.search(question, k=5, mode=mode, as_of="2025-12-31")
+        ours = local.search(Query(question, k=5, mode=mode, as_of="2025-12-31")).passages
+        theirs = remote.search(Query(question, k=5, mode=mode, as_of="2025-12-31")).passages
         assert [(p.article.id, p.start, p.end) for p in ours] == [(p.article.id, p.start, p.end) for p in theirs]
         assert np.allclose([p.score for p in ours], [p.score for p in theirs], atol=1e-5)
 

@@ -11,7 +11,8 @@ import pytest
 
 from rag.reader import (MAX_ANSWER_TOKENS, READER_DIR, Features, ReaderCard, best_spans, load_reader,
                         reader_identity)
-from rag.retrieval import Filters
+from rag.query import Filters
+from rag.query import Query
 
 USER_ARTICLE = "2025-10-07-india-russia-summit"
 
@@ -96,7 +97,7 @@ def test_reader_offsets_slice_each_window():
     ("How old did Putin turn?", "73"),
 ])
 def test_user_article_what_which_why_questions(archive, question, expected):
-    doc = archive.answer(question, k=5, filters=Filters(article_ids=(USER_ARTICLE,)))
+    doc = archive.answer(Query(question, k=5, filters=Filters(article_ids=(USER_ARTICLE,))))
     assert doc["answer"] is not None, doc["no_answer"]
     span = doc["answer"]["span"]["text"]
     assert expected.lower() in span.lower() or span.lower() in expected.lower() and len(span) > 3, span

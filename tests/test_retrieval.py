@@ -11,8 +11,11 @@ from rag.archive import Archive
 from rag.articles import make_article
 from rag.errors import InvalidInput
 from rag.rescore import ChunkContext, features
-from rag.retrieval import Filters, FusionSettings, Hit, fuse, prefer_recent
+from rag.query import Filters
+from rag.retrieval import Hit, fuse, prefer_recent
+from rag.settings import FusionSettings
 from rag.timeframe import find_timeframe, parse_as_of
+from rag.query import Query
 
 AS_OF = "2025-12-03"  # a Wednesday
 
@@ -117,25 +120,25 @@ def test_recency_breaks_near_ties_but_never_buries_a_clear_best():
 
 def test_modes_rank_differently_where_expected(town):
     question = "What did a doctor give the child with a fever?"  # no word in common with the answer
-    bm25 = ids(town.search(question, 5, "bm25", as_of=AS_OF)[0])
-    dense = ids(town.search(question, 5, "dense", as_of=AS_OF)[0])
-    hybrid = ids(town.search(question, 5, "hybrid", as_of=AS_OF)[0])
+    bm25 = ids(town.search(Query(question, 5, "bm25", as_of=AS_OF)).passages)
+    dense = ids(town.search(Query(question, 5, "dense", as_of=AS_OF)).passages)
+    hybrid = ids(town.search(Query(question, 5, "hybrid", as_of=AS_OF)).passages)
     assert "physician" not in bm25
     assert dense[0] == "physician" and hybrid[0] == "physician"
     exact = "Which bridge cost 40 million pounds to repair?"
-    assert ids(town.search(exact, 3, "bm25", as_of=AS_OF)[0])[0] == "bridge-2024"
-    assert ids(town.search(exact, 3, "hybrid", as_of=AS_OF)[0])[0] == "bridge-2024"
+    assert ids(town.search(Query(exact, 3, "bm25", as_of=AS_OF)).passages)[0] == "bridge-2024"
+    assert ids(town.search(Query(exact, 3, "hybrid", as_of=AS_OF)).passages)[0] == "bridge-2024"
 
 
 def test_retrieval_block_records_mode_and_fusion(town):
-    _, block, _, _ = town.search("Kestrel Bridge repairs", 3, "hybrid", as_of=AS_OF)
+    block = town.search(Query("Kestrel Bridge repairs", 3, "hybrid", as_of=AS_OF)).retrieval
     assert block["mode"] == "hybrid"
     fusion = block["fusion"]
     assert fusion["rrf_k"] == 60 and fusion["dense_weight"] == 1.0 and fusion["bm25_weight"] == 1.0
     assert set(fusion["rescore_weights"]) >= {"dense", "sentence", "coverage", "bigram", "chunk_coverage"}
-    assert town.search("Kestrel Bridge repairs", 3, "bm25", as_of=AS_OF)[1]["mode"] == "bm25"
+    assert town.search(Query("Kestrel Bridge repairs", 3, "bm25", as_of=AS_OF)).retrieval["mode"] == "bm25"
     with pytest.raises(InvalidInput):
-        town.search("Kestrel Bridge repairs", 3, "sparse")
+        town.search(Query("Kestrel Bridge repairs", 3, "sparse"))
 
 
 # --- filters --------------------------------------------------------------------------------
@@ -143,10 +146,10 @@ def test_retrieval_block_records_mode_and_fusion(town):
 @pytest.mark.parametrize("mode", ["dense", "bm25", "hybrid"])
 def test_date_filter_excludes_and_includes_the_only_relevant_article(town, mode):
     question = "When did the Kestrel Bridge reopen after repairs?"
-    outside = ids(town.search(question, 5, mode, Filters(date_from="2025-01-01"), as_of=AS_OF)[0])
+    outside = ids(town.search(Query(question, 5, mode, Filters(date_from="2025-01-01"), as_of=AS_OF)).passages)
     assert "bridge-2024" not in outside and "archive-note" not in outside
     assert outside and all(DATES[i] >= "2025-01-01" for i in outside)
-    inside = ids(town.search(question, 5, mode, Filters(date_from="2024-01-10", date_to="2024-01-10"), as_of=AS_OF)[0])
+    inside = ids(town.search(Query(question, 5, mode, Filters(date_from="2024-01-10", date_to="2024-01-10"), as_of=AS_OF)).passages)
     assert inside == ["bridge-2024"]  # inclusive bounds, compared as dates
 
 
@@ -155,29 +158,29 @@ def test_filtered_query_returns_k_when_k_exist(town, mode):
     question = "What did the county council decide?"  # every dated article but one mentions the council
     in_range = [i for i, d in DATES.items() if d and "2025-02-01" <= d <= "2025-09-30" and i != "physician"]
     assert len(in_range) >= 6
-    passages = town.search(question, 6, mode, Filters(date_from="2025-02", date_to="2025-09"), as_of=AS_OF)[0]
+    passages = town.search(Query(question, 6, mode, Filters(date_from="2025-02", date_to="2025-09"), as_of=AS_OF)).passages
     assert len(ids(passages)) == 6
     assert all("2025-02-01" <= DATES[i] <= "2025-09-30" for i in ids(passages))
-    narrow = town.search(question, 6, mode, Filters(date_from="2025-10-01", date_to="2025-11-30"), as_of=AS_OF)[0]
+    narrow = town.search(Query(question, 6, mode, Filters(date_from="2025-10-01", date_to="2025-11-30"), as_of=AS_OF)).passages
     assert sorted(ids(narrow)) == ["council-week", "market-hall"]
 
 
 def test_source_and_article_id_filters(town):
     question = "What did the county council decide?"
-    ledger = ids(town.search(question, 10, "hybrid", Filters(source="Daily Ledger"), as_of=AS_OF)[0])
+    ledger = ids(town.search(Query(question, 10, "hybrid", Filters(source="Daily Ledger"), as_of=AS_OF)).passages)
     assert ledger and all(SOURCES[i] == "Daily Ledger" for i in ledger)
     assert len(ledger) == sum(1 for s in SOURCES.values() if s == "Daily Ledger")
-    chosen = ids(town.search(question, 10, "hybrid", Filters(article_ids=("bus-fares", "flood-plan")), as_of=AS_OF)[0])
+    chosen = ids(town.search(Query(question, 10, "hybrid", Filters(article_ids=("bus-fares", "flood-plan")), as_of=AS_OF)).passages)
     assert sorted(chosen) == ["bus-fares", "flood-plan"]
 
 
 def test_undated_articles_need_include_undated_under_a_date_bound(town):
     question = "Who holds the drawings of the Kestrel Bridge design competition?"
-    plain = ids(town.search(question, 3, "hybrid", as_of=AS_OF)[0])
+    plain = ids(town.search(Query(question, 3, "hybrid", as_of=AS_OF)).passages)
     assert plain[0] == "archive-note"
-    bounded = ids(town.search(question, 3, "hybrid", Filters(date_to="2025-12-31"), as_of=AS_OF)[0])
+    bounded = ids(town.search(Query(question, 3, "hybrid", Filters(date_to="2025-12-31"), as_of=AS_OF)).passages)
     assert "archive-note" not in bounded
-    kept = ids(town.search(question, 3, "hybrid", Filters(date_to="2025-12-31", include_undated=True), as_of=AS_OF)[0])
+    kept = ids(town.search(Query(question, 3, "hybrid", Filters(date_to="2025-12-31", include_undated=True), as_of=AS_OF)).passages)
     assert kept[0] == "archive-note"
 
 
@@ -196,13 +199,13 @@ def test_filter_dates_are_validated():
 
 def test_prefer_recent_orders_equal_articles_by_date_and_keeps_the_only_relevant_first(town):
     question = "When was the harbour ferry timetable changed?"
-    plain = ids(town.search(question, 2, "hybrid", as_of=AS_OF)[0])
-    recent = ids(town.search(question, 2, "hybrid", recency="prefer_recent", as_of=AS_OF)[0])
+    plain = ids(town.search(Query(question, 2, "hybrid", as_of=AS_OF)).passages)
+    recent = ids(town.search(Query(question, 2, "hybrid", recency="prefer_recent", as_of=AS_OF)).passages)
     assert set(plain) == set(recent) == {"ferry-old", "ferry-new"}
     assert plain[0] == "ferry-old" and recent[0] == "ferry-new"  # equal text: the tie goes to the newer
     only = "When did the Kestrel Bridge reopen after repairs?"  # the oldest article is the only answer
     for mode in ("dense", "bm25", "hybrid"):
-        assert ids(town.search(only, 5, mode, recency="prefer_recent", as_of=AS_OF)[0])[0] == "bridge-2024"
+        assert ids(town.search(Query(only, 5, mode, recency="prefer_recent", as_of=AS_OF)).passages)[0] == "bridge-2024"
 
 
 # --- time named in the question -------------------------------------------------------------
@@ -242,18 +245,21 @@ def test_as_of_is_validated():
 
 def test_time_in_question_narrows_dates_and_explicit_filter_wins(town):
     question = "What did the county council decide last week?"
-    passages, block, _, _ = town.search(question, 5, "hybrid", as_of=AS_OF)
+    result = town.search(Query(question, 5, "hybrid", as_of=AS_OF))
+    passages, block = result.passages, result.retrieval
     assert block["time_filter"] == {"text": "last week", "date_from": "2025-11-24", "date_to": "2025-11-30",
                                     "include_undated": True, "applied": True}
     assert set(ids(passages)) <= {"council-week", "archive-note"} and ids(passages)[0] == "council-week"
-    passages, block, _, _ = town.search(question, 5, "hybrid", Filters(date_from="2025-01-01"), as_of=AS_OF)
+    result = town.search(Query(question, 5, "hybrid", Filters(date_from="2025-01-01"), as_of=AS_OF))
+    passages, block = result.passages, result.retrieval
     assert block["time_filter"] is None and len(ids(passages)) == 5
-    month = ids(town.search("What did the county council decide in October 2025?", 5, "hybrid", as_of=AS_OF)[0])
+    month = ids(town.search(Query("What did the county council decide in October 2025?", 5, "hybrid", as_of=AS_OF)).passages)
     assert month[0] == "market-hall" and set(month) <= {"market-hall", "archive-note"}
 
 
 def test_time_outside_the_archive_is_shown_but_not_applied(town):
-    passages, block, _, _ = town.search("What did the county council decide in 1990?", 3, "hybrid", as_of=AS_OF)
+    result = town.search(Query("What did the county council decide in 1990?", 3, "hybrid", as_of=AS_OF))
+    passages, block = result.passages, result.retrieval
     assert block["time_filter"]["applied"] is False and block["time_filter"]["date_from"] == "1990-01-01"
     assert len(ids(passages)) == 3
 

@@ -6,15 +6,15 @@ from __future__ import annotations
 
 import pytest
 
-from rag.archive import Archive
-from rag.articles import iter_sources
 from newsrag.cli import main
-from rag.articles import sample_corpus_path
+from rag.archive import Archive
+from rag.articles import iter_sources, sample_corpus_path
 from rag.errors import InvalidInput
 from rag.lexical import CorpusStats
-from rag.retrieval import Filters, FusionSettings
-from rag.shards import (ShardedArchive, ShardedSearch, _lexical, ingest_sharded, question_terms,
-                        shard_names, shard_of)
+from rag.query import Filters, Query
+from rag.settings import FusionSettings, Settings
+from rag.shards import ShardedArchive, ingest_sharded, shard_names, shard_of
+from rag.source import question_terms
 
 SHARDS = 3
 AS_OF = "2025-11-20"
@@ -60,14 +60,15 @@ def indexes(tmp_path_factory):
 
 def test_articles_are_routed_by_id_hash_and_each_shard_is_a_sound_index(indexes):
     root, whole, sharded, report = indexes
-    assert len(report.added) == whole.store.count("articles") and not report.failed
+    assert len(report.added) == whole.count("articles") and not report.failed
     sizes = []
-    for i, shard in enumerate(sharded.shards):
-        ids = [r[0] for r in shard.archive.store.connect().execute("SELECT id FROM articles")]
+    for i, name in enumerate(shard_names("split", SHARDS)):
+        shard = Archive.open(name, root)
+        ids = [a["id"] for a in shard.list_articles(0, 1000)]
         assert all(shard_of(a, SHARDS) == i for a in ids)
-        assert shard.archive.check() == []
+        assert shard.check() == []
         sizes.append(len(ids))
-    assert sum(sizes) == whole.store.count("articles") and min(sizes) > 0
+    assert sum(sizes) == whole.count("articles") and min(sizes) > 0
     assert shard_of("any-id", SHARDS) == shard_of("any-id", SHARDS)  # stable within and across runs (sha1)
 
 
@@ -79,11 +80,11 @@ def test_bm25_under_summed_statistics_scores_every_chunk_as_one_index(indexes):
     for question in QUESTIONS:
         expected = {(rows[c].article_id, rows[c].start): s for c, s in big.search(question, len(big))}
         assert expected
-        lexicals = [_lexical(s.archive) for s in sharded.shards]
+        lexicals = [s.lexical() for s in sharded.pipeline.sources]
         corpus = sum((lx.stats(question_terms(lx, question)) for lx in lexicals), CorpusStats())
         got = {}
-        for shard, lx in zip(sharded.shards, lexicals):
-            local = shard.archive.store.chunks_by_id(lx.ids.tolist())
+        for shard, lx in zip(sharded.pipeline.sources, lexicals):
+            local = shard.store.chunks_by_id(lx.ids.tolist())
             got.update({(local[c].article_id, local[c].start): s for c, s in lx.search(question, len(lx), None, corpus)})
         assert got == expected, question  # bit for bit: the same float steps as bm25s over one index
 
@@ -110,12 +111,12 @@ def test_bm25_folders_are_mapped_and_older_folders_without_lengths_still_merge_e
     for folder in tmp_path.glob("split.shard-*/derived-*/bm25"):
         (folder / "lengths.npy").unlink()
     old = ShardedArchive.open("split", SHARDS, str(tmp_path))
-    for shard in old.shards:
-        lexical = shard.archive.derived().lexical
+    for shard in old.pipeline.sources:
+        lexical = shard.derived().lexical
         assert lexical.lengths is None and isinstance(lexical.retriever.scores["data"], np.memmap)
     for question in QUESTIONS:
-        expected, _, _, _ = whole.search(question, 5, "bm25", as_of=AS_OF)
-        assert _same(old.search(question, 5, "bm25", as_of=AS_OF)[0], expected), question
+        expected = whole.search(Query(question, 5, "bm25", as_of=AS_OF)).passages
+        assert _same(old.search(Query(question, 5, "bm25", as_of=AS_OF)).passages, expected), question
 
 
 @pytest.mark.parametrize("fusion", sorted(FUSIONS))
@@ -124,13 +125,13 @@ def test_bm25_folders_are_mapped_and_older_folders_without_lengths_still_merge_e
 def test_merge_is_exact_in_every_mode(indexes, mode, k, fusion):
     root, whole, sharded, _ = indexes
     settings = FUSIONS[fusion]
-    one = Archive.open("whole", root, fusion=settings)
-    merged = ShardedSearch(sharded.shards, settings)
+    one = Archive.open("whole", root, settings=Settings(fusion=settings))
+    merged = ShardedArchive(sharded.pipeline.sources, Settings(fusion=settings))
     for question in QUESTIONS:
-        expected, retrieval, _, _ = one.search(question, k=k, mode=mode, as_of=AS_OF)
-        got, block = merged.search(question, k=k, mode=mode, as_of=AS_OF)
-        assert _same(got, expected), (question, mode, k, _key(got), _key(expected))
-        assert block["time_filter"] == retrieval["time_filter"]
+        expected = one.search(Query(question, k=k, mode=mode, as_of=AS_OF))
+        got = merged.search(Query(question, k=k, mode=mode, as_of=AS_OF))
+        assert _same(got.passages, expected.passages), (question, mode, k, _key(got.passages), _key(expected.passages))
+        assert got.retrieval == expected.retrieval
 
 
 @pytest.mark.parametrize("mode", ["dense", "bm25", "hybrid"])
@@ -138,20 +139,20 @@ def test_filters_and_recency_merge_exactly(indexes, mode):
     _, whole, sharded, _ = indexes
     for filters, recency in CASES:
         for question in QUESTIONS:
-            expected, retrieval, _, _ = whole.search(question, 5, mode, filters, recency, AS_OF)
-            got, block = sharded.search(question, 5, mode, filters, recency, AS_OF)
-            assert _same(got, expected), (question, mode, filters, recency)
-            assert (block["filters"], block["time_filter"]) == (retrieval["filters"], retrieval["time_filter"])
+            expected = whole.search(Query(question, 5, mode, filters, recency, AS_OF))
+            got = sharded.search(Query(question, 5, mode, filters, recency, AS_OF))
+            assert _same(got.passages, expected.passages), (question, mode, filters, recency)
+            assert got.retrieval == expected.retrieval
 
 
 def test_bad_modes_and_counts_are_clear_errors(indexes):
     root, _, sharded, _ = indexes
     with pytest.raises(InvalidInput):
-        sharded.search("anything", mode="sparse")
+        sharded.search(Query("anything", mode="sparse"))
     with pytest.raises(InvalidInput):
         shard_names("x", 0)
     with pytest.raises(InvalidInput):
-        ShardedSearch([])
+        ShardedArchive([], Settings())
     assert main(["ingest", "--sample", "--shards", "0", "--index-dir", str(root)]) == 2
     assert main(["ingest", "--sample", "--shards", "2", "--engine", "ray", "--index-dir", str(root)]) == 2
 
@@ -195,7 +196,7 @@ def test_front_over_http_merges_exactly(indexes, shard_urls):
         for question in QUESTIONS:
             for mode in ("dense", "bm25", "hybrid"):
                 for filters, recency in cases:
-                    expected, _, _, _ = whole.search(question, 5, mode, filters, recency, AS_OF)
+                    expected = whole.search(Query(question, 5, mode, filters, recency, AS_OF)).passages
                     body = {"question": question, "k": 5, "mode": mode, "recency": recency, "as_of": AS_OF}
                     if filters:
                         body["filters"] = {"source": filters.source}
@@ -205,6 +206,40 @@ def test_front_over_http_merges_exactly(indexes, shard_urls):
                     assert [(p["citation"], p["article_id"], p["start"], p["end"], p["text"]) for p in passages] == \
                            [(p.citation, p.article.id, p.start, p.end, p.text) for p in expected], (question, mode)
                     assert all(abs(p["score"] - e.score) <= 1e-5 for p, e in zip(passages, expected))
+
+
+ANSWER_CASES = [(None, "none", 5), (Filters(source="Harbour Gazette"), "prefer_recent", 3),
+                (Filters(date_from="2025-08", date_to="2025-10"), "none", 1)]
+
+
+def _same_answer(got: dict, expected: dict) -> bool:
+    """One index's /answer document: the same passages, answer (span, dates, citation), abstention
+    and retrieval block; passage scores within float tolerance (see `_same`)."""
+    def passages(doc):
+        return [(p["citation"], p["article_id"], p["start"], p["end"], p["text"]) for p in doc["passages"]]
+
+    close = all(abs(p["score"] - e["score"]) <= 1e-5 for p, e in zip(got["passages"], expected["passages"]))
+    return close and all(got[key] == expected[key] for key in ("answer", "no_answer", "retrieval", "reader")) \
+        and passages(got) == passages(expected)
+
+
+@pytest.mark.parametrize("mode", ["dense", "bm25", "hybrid"])
+def test_front_answers_as_one_index(indexes, shard_urls, mode):
+    """`serve --shards` answers POST /answer with one index's passages, answer and retrieval block."""
+    from fastapi.testclient import TestClient
+
+    from api.front import create_front
+
+    _, whole, sharded, _ = indexes
+    with TestClient(create_front(shard_urls)) as front:
+        for question in QUESTIONS[::2] + ["What did the central bank decide in September 2025?"]:
+            for filters, recency, k in ANSWER_CASES:
+                query = Query(question, k, mode, filters, recency, AS_OF)
+                expected = whole.answer(query)
+                response = front.post("/answer", json=query.to_json())
+                assert response.status_code == 200, response.text
+                assert _same_answer(response.json(), expected), (question, mode, filters, recency, k)
+                assert _same_answer(sharded.answer(query), expected), (question, mode, filters, recency, k)
 
 
 def test_shard_endpoints_refuse_inconsistent_statistics(shard_urls):

@@ -8,11 +8,10 @@ import json
 import numpy as np
 import pytest
 
-import rag.archive
-import rag.vectors
 from rag.archive import Archive
 from rag.articles import Article
 from rag.vectors import VectorIndex, ivf_params
+from rag.query import Query
 
 
 def _clustered(n: int, dim: int = 64, centres: int = 200, draw: int = 0) -> np.ndarray:
@@ -102,21 +101,19 @@ def test_mapped_load_searches_alike_and_copies_for_writers(tmp_path, data, kind)
     assert len(mapped) == 5_000 and mapped.search(x[3], 1)[0][0] == ids[3]
 
 
-def test_exact_index_converts_past_threshold(monkeypatch, data):
+def test_exact_index_converts_past_threshold(data):
     ids, x, _, _ = data
     small = VectorIndex.empty(x.shape[1])
     small.add(ids[:3_000], x[:3_000])
-    assert small.fitted() is small
-    monkeypatch.setattr(rag.vectors, "APPROXIMATE_FROM", 2_000)
-    big = small.fitted()
+    assert small.fitted(approximate_from=50_000) is small
+    big = small.fitted(approximate_from=2_000)
     assert big.kind == "ivf-fp16" and set(big.ids().tolist()) == set(ids[:3_000].tolist())
     assert big.search(x[42], 1)[0][0] == ids[42]
 
 
 def test_archive_switches_kind_and_keeps_filters(monkeypatch, tmp_path):
     """Past the threshold the archive publishes an IVF index, records it, and filters, check and reopen work."""
-    monkeypatch.setattr(rag.vectors, "APPROXIMATE_FROM", 20)
-    monkeypatch.setattr(rag.archive, "APPROXIMATE_FROM", 20)
+    monkeypatch.setenv("NEWSRAG_APPROXIMATE_FROM", "20")
     topics = ["rain fell on the harbour", "the council voted on taxes", "a striker scored twice",
               "the bank raised interest rates", "engineers opened a bridge"]
     articles = [Article(id=f"a{i}", title=f"Report {i}", text=f"Report {i}. " + " ".join(
@@ -127,11 +124,11 @@ def test_archive_switches_kind_and_keeps_filters(monkeypatch, tmp_path):
     manifest = json.loads((tmp_path / "big" / "manifest.json").read_text())
     assert manifest["index_type"] == "ivf-fp16" and manifest["index_params"]["nlist"] >= 1
     assert archive.check() == []
-    from rag.retrieval import Filters
+    from rag.query import Filters
 
-    passages, *_ = archive.search("who scored twice?", k=3, mode="dense", filters=Filters(source="wire"))
+    passages = archive.search(Query("who scored twice?", k=3, mode="dense", filters=Filters(source="wire"))).passages
     assert passages and all(p.article.source == "wire" for p in passages)
     reopened = Archive.open("big", tmp_path)
     assert reopened.derived().vectors.kind == "ivf-fp16"
     archive.delete("a1")
-    assert archive.check() == [] and "a1" not in {p.article.id for p in archive.search("town 1", k=40, mode="dense")[0]}
+    assert archive.check() == [] and "a1" not in {p.article.id for p in archive.search(Query("town 1", k=40, mode="dense")).passages}

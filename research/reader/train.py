@@ -26,9 +26,10 @@ from pathlib import Path
 
 import numpy as np
 
+from rag.query import Query
 from rag.reader import READER_DIR, best_spans, encode_pairs, load_base
 
-from .data import Example, make_plan, questions_for, sha256, training_examples, windows_of
+from .data import make_plan, questions_for, sha256, training_examples, windows_of
 
 
 @dataclass(frozen=True)
@@ -413,7 +414,7 @@ def fit(cfg: Config, shared: Path, work: Path, cache_dir: Path) -> dict:
     todo = [todo[i] for i in sorted(random.Random(cfg.seed).sample(range(len(todo)), min(FIT_QUESTIONS, len(todo))))]
     records = []
     for source, archive, q in tqdm(todo, desc="fit through retrieval", unit="q", file=sys.stderr):
-        passages = archive.search(q.question, k=5)[0][:MAX_TOP]
+        passages = archive.search(Query(q.question, 5)).passages[:MAX_TOP]
         readings = reader.read(q.question, [p.text for p in passages])
         answerable = bool(q.answers) and not q.impossible
         for top in range(1, MAX_TOP + 1):
@@ -484,7 +485,7 @@ def coverage_curve(shared: Path, reader_dir: Path, cache_dir: Path, source: str,
     questions = sample_questions(squad_split(dataset, split).questions, limit, seed)
     records = []
     for q in tqdm(questions, desc=f"curve {source} {split}", unit="q", file=sys.stderr):
-        passage, best = read_passages(q.question, archive.search(q.question, k=5)[0], reader)
+        passage, best = read_passages(q.question, archive.search(Query(q.question, 5)).passages, reader)
         s, e = span_in_article(passage, best)
         answerable = bool(q.answers) and not q.impossible
         records.append({"answerable": answerable, "margin": best.margin,
