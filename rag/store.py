@@ -16,7 +16,9 @@ from typing import TYPE_CHECKING, Iterable, Iterator
 
 import numpy as np
 
+from . import stories
 from .articles import Article
+from .stories import Member, MinHasher, StorySettings, StoryView
 
 if TYPE_CHECKING:
     from .query import Filters
@@ -46,6 +48,18 @@ CREATE TABLE IF NOT EXISTS sentences (
 );
 CREATE INDEX IF NOT EXISTS sentences_article ON sentences(article_id, start);
 CREATE INDEX IF NOT EXISTS sentences_embed_hash ON sentences(embed_hash);
+CREATE TABLE IF NOT EXISTS story_signatures (
+    id INTEGER PRIMARY KEY,
+    article_id TEXT NOT NULL UNIQUE REFERENCES articles(id) ON DELETE CASCADE,
+    story_id INTEGER, signature BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS story_signatures_story ON story_signatures(story_id);
+CREATE TABLE IF NOT EXISTS story_bands (
+    band INTEGER NOT NULL, key INTEGER NOT NULL,
+    signature_id INTEGER NOT NULL REFERENCES story_signatures(id) ON DELETE CASCADE,
+    PRIMARY KEY (band, key, signature_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS story_bands_signature ON story_bands(signature_id);
 """
 
 
@@ -92,11 +106,13 @@ def _vector(blob: bytes) -> np.ndarray:
 class Store:
     """Thread-safe access to one index's `meta.sqlite` (a connection per thread, WAL mode)."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, story_settings: StorySettings = StorySettings()):
         self.path = path
         self._local = threading.local()
         with self.connect() as conn:
             conn.executescript(SCHEMA)
+        # None: stories are off for this index (turn_off_stories); every article is then its own story
+        self.stories: MinHasher | None = None if self.get_meta("stories") == "off" else MinHasher(story_settings)
 
     def connect(self) -> sqlite3.Connection:
         """This thread's connection (created on first use)."""
@@ -315,6 +331,7 @@ class Store:
         try:
             touched = deletes + [p.article.id for p in upserts]
             removed_ids = self.chunk_ids_for(touched)
+            vacated = set(self.story_ids(touched).values()) if self.stories else set()  # before the cascade
             for i in range(0, len(touched), 500):
                 part = touched[i: i + 500]
                 marks = ",".join("?" * len(part))
@@ -347,12 +364,181 @@ class Store:
                         )
                     ],
                 )
+            if self.stories:
+                self._place(conn, {p.article.id: p.article.text for p in upserts}, vacated)
             self.set_meta("generation", str(self.generation + 1), conn)
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
             raise
         return new_ids, removed_ids
+
+
+    # --- stories (rag/stories.py holds the logic) ---------------------------------------------------
+    def _place(self, conn: sqlite3.Connection, texts: dict[str, str], vacated: set[int]) -> None:
+        """Store the signatures of stored articles and place them in stories; re-check `vacated`."""
+        signatures = {article_id: self.stories.signature(text) for article_id, text in texts.items()}
+        for article_id, signature in signatures.items():
+            row = conn.execute("INSERT INTO story_signatures(article_id, signature) VALUES(?, ?)",
+                               (article_id, signature.tobytes())).lastrowid
+            conn.executemany("INSERT INTO story_bands(band, key, signature_id) VALUES(?,?,?)",
+                             [(band, int(key), row) for band, key in enumerate(self.stories.band_keys(signature))])
+        stories.place(_StoryTables(conn), self.stories, signatures, vacated)
+
+    def story_ids(self, article_ids: Iterable[str]) -> dict[str, int]:
+        """Article id -> story id, for the placed ones among `article_ids`."""
+        return {k: int(v) for k, v in _in_batches(
+            self.connect(), "SELECT article_id, story_id FROM story_signatures"
+            " WHERE story_id IS NOT NULL AND article_id IN ({})", list(article_ids))}
+
+    def story_members(self, story_ids: Iterable[int]) -> dict[int, list[Member]]:
+        """Each story's members (article id, source, date, url), the lead first (rag.stories.lead_first)."""
+        out: dict[int, list[Member]] = {}
+        for story, *member in _in_batches(
+                self.connect(), "SELECT s.story_id, a.id, a.source, a.date, a.url FROM story_signatures s"
+                " JOIN articles a ON a.id = s.article_id WHERE s.story_id IN ({})", list(dict.fromkeys(story_ids))):
+            out.setdefault(int(story), []).append(Member(*member))
+        return {story: stories.lead_first(members) for story, members in out.items()}
+
+    def story_views(self, article_ids: Iterable[str]) -> dict[str, StoryView]:
+        """For each stored article among `article_ids`: its story, the story's members (lead first) and
+        its signature; an unplaced one (stories off, or not yet migrated) is a story of its own."""
+        ids = list(dict.fromkeys(article_ids))
+        placed = {aid: (int(story) if story is not None else None, np.frombuffer(blob, dtype=np.uint32))
+                  for aid, story, blob in _in_batches(self.connect(), "SELECT article_id, story_id, signature"
+                                                      " FROM story_signatures WHERE article_id IN ({})", ids)}
+        members = self.story_members(story for story, _ in placed.values() if story is not None)
+        out = {}
+        for aid, *row in _in_batches(self.connect(), "SELECT id, source, date, url FROM articles WHERE id IN ({})", ids):
+            story, signature = placed.get(aid, (None, None))
+            out[aid] = StoryView(story, tuple(members[story]) if story is not None else (Member(aid, *row),), signature)
+        return out
+
+    def story_counts(self) -> dict[str, int]:
+        """Stories (an unplaced article counts as its own), those with more than one member, and the
+        duplicates: articles beyond the first of their story."""
+        conn = self.connect()
+        articles = self.count("articles")
+        placed, stories_, syndicated = conn.execute(
+            "SELECT coalesce(sum(n), 0), count(*), coalesce(sum(n > 1), 0) FROM"
+            " (SELECT count(*) AS n FROM story_signatures WHERE story_id IS NOT NULL GROUP BY story_id)").fetchone()
+        total = stories_ + articles - placed
+        return {"stories": total, "syndicated_stories": syndicated, "duplicates": articles - total}
+
+    def place_unplaced(self, batch: int = 500) -> int:
+        """Migrate: give every article without a signature one and a story (an index made before
+        stories, or made with other story settings, whose rows are dropped first). One transaction
+        per `batch` articles; the caller holds the write lock. Returns how many were placed."""
+        conn = self.connect()
+        if self.stories is None:
+            return 0
+        wanted = json.dumps(self.stories.settings.to_json(), sort_keys=True)
+        if self.get_meta("stories") == wanted:
+            return 0
+        placed = 0
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if self.get_meta("stories") is not None:
+                conn.execute("DELETE FROM story_signatures")  # made with other settings: the bands go with them
+            while True:
+                rows = conn.execute(
+                    "SELECT id, text FROM articles WHERE id NOT IN (SELECT article_id FROM story_signatures)"
+                    " ORDER BY id LIMIT ?", (batch,)).fetchall()
+                if rows:
+                    self._place(conn, dict(rows), set())
+                    placed += len(rows)
+                if len(rows) < batch:
+                    self.set_meta("stories", wanted, conn)
+                conn.execute("COMMIT")
+                if len(rows) < batch:
+                    return placed
+                conn.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+
+    def turn_off_stories(self) -> None:
+        """No stories for this index, for good: synthetic scale indexes are copies of a few articles,
+        which would all be one story each (and a benchmark may weigh ingest without the step)."""
+        conn = self.connect()
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("DELETE FROM story_signatures")
+        self.set_meta("stories", "off", conn)
+        conn.execute("COMMIT")
+        self.stories = None
+
+    def check_stories(self) -> list[str]:
+        """Problems with the stored stories: articles left unplaced, bands that do not match their
+        signature, or a partition other than the one the signatures make (empty when all agree, or
+        when stories are off)."""
+        conn = self.connect()
+        if self.stories is None:
+            return []
+        problems = []
+        unplaced = conn.execute("SELECT count(*) FROM articles WHERE id NOT IN"
+                                " (SELECT article_id FROM story_signatures WHERE story_id IS NOT NULL)").fetchone()[0]
+        if unplaced:
+            problems.append(f"{unplaced} articles have no story")
+        signatures = {aid: np.frombuffer(blob, dtype=np.uint32)
+                      for aid, blob in conn.execute("SELECT article_id, signature FROM story_signatures")}
+        bands: dict[str, set] = {}
+        for aid, band, key in conn.execute("SELECT s.article_id, b.band, b.key FROM story_bands b"
+                                           " JOIN story_signatures s ON s.id = b.signature_id"):
+            bands.setdefault(aid, set()).add((band, key))
+        wrong = sum(bands.get(aid) != set(enumerate(self.stories.band_keys(sig).tolist()))
+                    for aid, sig in signatures.items())
+        if wrong:
+            problems.append(f"{wrong} articles' story bands do not match their signatures")
+        stored: dict[int, list[str]] = {}
+        for aid, story in conn.execute("SELECT article_id, story_id FROM story_signatures WHERE story_id IS NOT NULL"):
+            stored.setdefault(story, []).append(aid)
+        expected = self.stories.components({aid: sig for aid, sig in signatures.items()})
+        if sorted(sorted(ids) for ids in stored.values()) != expected:
+            problems.append("the stored stories differ from those the signatures make; rebuild them")
+        return problems
+
+
+class _StoryTables:
+    """rag.stories.StoryTables on one connection, inside the caller's transaction."""
+
+    def __init__(self, conn: sqlite3.Connection):
+        self.conn = conn
+
+    def neighbours(self, keys: np.ndarray) -> dict[str, int | None]:
+        pairs = [v for band, key in enumerate(keys.tolist()) for v in (band, key)]
+        rows = self.conn.execute(  # written as ORs, which SQLite answers from the primary key, band by band
+            "SELECT article_id, story_id FROM story_signatures WHERE id IN (SELECT signature_id FROM story_bands"
+            f" WHERE {' OR '.join(['(band=? AND key=?)'] * len(keys))})", pairs).fetchall()
+        return dict(rows)
+
+    def signatures(self, ids: list[str]) -> dict[str, np.ndarray]:
+        return {aid: np.frombuffer(blob, dtype=np.uint32) for aid, blob in _in_batches(
+            self.conn, "SELECT article_id, signature FROM story_signatures WHERE article_id IN ({})", ids)}
+
+    def members(self, story_id: int) -> list[str]:
+        return [r[0] for r in self.conn.execute(
+            "SELECT article_id FROM story_signatures WHERE story_id=? ORDER BY article_id", (story_id,))]
+
+    def set_story(self, ids: list[str], story_id: int) -> None:
+        for i in range(0, len(ids), 500):
+            part = ids[i: i + 500]
+            self.conn.execute(f"UPDATE story_signatures SET story_id=? WHERE article_id IN ({','.join('?' * len(part))})",
+                              [story_id, *part])
+
+    def new_story_id(self) -> int:
+        row = self.conn.execute("SELECT value FROM meta WHERE key='next_story_id'").fetchone()
+        story = int(row[0]) if row else 1
+        self.conn.execute("INSERT INTO meta(key, value) VALUES('next_story_id', ?)"
+                          " ON CONFLICT(key) DO UPDATE SET value=excluded.value", (str(story + 1),))
+        return story
+
+
+def _in_batches(conn: sqlite3.Connection, sql: str, values: list) -> Iterator[tuple]:
+    """Rows of `sql` (one `IN ({})` placeholder) over `values`, 500 at a time (SQLite's bound-parameter limit)."""
+    for i in range(0, len(values), 500):
+        part = values[i: i + 500]
+        yield from conn.execute(sql.format(",".join("?" * len(part))), part)
 
 
 @dataclass
