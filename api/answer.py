@@ -44,9 +44,10 @@ def search_get(
     include_undated: bool = False,
     recency: Literal["none", "prefer_recent"] = "none",
     as_of: str | None = Param(None, description="YYYY-MM-DD: 'today' for relative times in the question"),
+    dedupe: bool = Param(True, description="false: every copy of a story, not one passage group per story"),
     index: str | None = None,
 ) -> dict:
     filters = Filters(date_from=date_from, date_to=date_to, source=source, article_ids=article_ids,
                       include_undated=include_undated)
-    query = Query(q, k, mode, filters, recency, as_of)
+    query = Query(q, k, mode, filters, recency, as_of, dedupe)
     return request.app.state.newsrag.archive(index).search(query).to_json()

@@ -121,6 +121,11 @@ def shard_articles(body: ArticlesIn, request: Request) -> dict:
                           "text": a.text} for a in found.values()]}
 
 
+@shard_router.post("/stories", summary="The stories of a front's ranked articles: members and signatures")
+def shard_stories(body: ArticlesIn, request: Request) -> dict:
+    return {"stories": {aid: view.to_json() for aid, view in _source(request, body.index).stories(body.ids).items()}}
+
+
 @shard_router.post("/sentences", summary="A passage's stored sentences and their dates, for a front's answer")
 def shard_sentences(body: SentencesIn, request: Request) -> dict:
     rows = _source(request, body.index).sentences(body.article_id, body.start, body.end)

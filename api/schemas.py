@@ -27,6 +27,8 @@ class AskIn(BaseModel):
     recency: Literal["none", "prefer_recent"] = Field(
         "none", description="prefer_recent: a bounded boost for newer articles after ranking")
     as_of: str | None = Field(None, description="YYYY-MM-DD: 'today' for relative times in the question")
+    dedupe: bool = Field(True, description="one passage group per story, its other outlets in also_in; "
+                                           "false: every copy (reprints included) as its own passage")
     index: str | None = Field(None, description="index name (default: the served index)")
 
 

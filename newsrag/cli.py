@@ -30,6 +30,8 @@ def _filter_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--recency", choices=["none", "prefer_recent"], default="none",
                         help="prefer_recent: a bounded boost for newer articles")
     parser.add_argument("--as-of", dest="as_of", help="YYYY-MM-DD: 'today' for times named in the question")
+    parser.add_argument("--no-dedupe", dest="dedupe", action="store_false",
+                        help="every copy of a story (reprints included), not one passage group per story")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -145,7 +147,7 @@ def cmd_ask(args) -> int:
     validate_question(args.question, args.k)
     filters = Filters(date_from=args.date_from, date_to=args.date_to, source=args.source,
                       article_ids=args.article_ids, include_undated=args.include_undated)
-    query = Query(args.question, args.k, args.mode, filters, args.recency, args.as_of)
+    query = Query(args.question, args.k, args.mode, filters, args.recency, args.as_of, args.dedupe)
     result = Archive.open(args.index, args.index_dir).answer(query)
     if args.json:
         print(json.dumps(result, ensure_ascii=False, indent=2))
@@ -177,6 +179,9 @@ def format_answer(result: dict) -> str:
         if p["citation"] not in seen:
             lines.append(head)
             seen.add(p["citation"])
+            if p.get("also_in"):
+                lines.append("    also reported by " + ", ".join(
+                    f"{o['source'] or o['article_id']} ({o['date'] or 'undated'})" for o in p["also_in"]))
         lines.append(f"    {p['article_id']} chars {p['start']}-{p['end']}:")
         lines.append(textwrap.indent(textwrap.fill(p["text"], 96), "      "))
     return "\n".join(lines)
@@ -221,6 +226,8 @@ def cmd_stats(args) -> int:
             ("articles", stats["articles"]), ("chunks", stats["chunks"]), ("sentences", stats["sentences"]),
             ("date range", " .. ".join(d or "?" for d in stats["date_range"])),
             ("sources", ", ".join(f"{s or '(none)'} ({n})" for s, n in stats["sources"].items())),
+            ("stories", f"{stats['stories']['stories']} ({stats['stories']['syndicated_stories']} carried by several "
+                        f"articles; {stats['stories']['duplicates']} duplicates)"),
             ("index type", stats["index_type"]), ("size on disk", f"{stats['size_bytes'] / 1e6:.1f} MB")]
     rows += [(f"settings {section}", ", ".join(f"{k}={v}" for k, v in values.items()))
              for section, values in stats["settings"].items()]

@@ -17,6 +17,7 @@ from .articles import Article
 from .reader import WindowReading
 from .retrieval import Hit
 from .store import ChunkRow, SentenceRow
+from .stories import Member
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,7 @@ class Passage:
     end: int
     score: float
     chunk_ids: tuple[int, ...]
+    also_in: tuple[Member, ...] = ()  # the other articles of its story (rag/stories.py)
 
     @property
     def text(self) -> str:
@@ -38,7 +40,7 @@ class Passage:
         a = self.article
         return {"citation": self.citation, "article_id": a.id, "title": a.title, "date": a.date,
                 "url": a.url, "source": a.source, "start": self.start, "end": self.end,
-                "text": self.text, "score": round(self.score, 6)}
+                "text": self.text, "score": round(self.score, 6), "also_in": [m.to_json() for m in self.also_in]}
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from typing import Iterable
 
 from .articles import Article, LoadFailure
 from .embedding import shared_embedder
-from .errors import ArticleNotFound, IndexMismatch, IndexNotFound
+from .errors import ArticleNotFound, IndexLocked, IndexMismatch, IndexNotFound
 from .generations import DEFAULT_INDEX, FORMAT_VERSION, Generations, check_index_name, exclusive_lock, index_root
 from .ingest import BatchPreparer, IngestReport, Preparer, Progress, commit, todo_batches
 from .query import Query
@@ -70,7 +70,18 @@ class Archive:
         if differ:
             raise IndexMismatch(f"index {name!r} was built with other settings ({'; '.join(differ)}); "
                                 f"unset the variables or use another index")
-        return cls(path, manifest["model"], settings)
+        archive = cls(path, manifest["model"], settings)
+        archive.place_stories(wait=False)
+        return archive
+
+    def place_stories(self, wait: bool = True) -> None:
+        """Give stories to articles that have none: an index made before stories (or with other story
+        settings) is migrated on its first open with no writer busy, else by its next write."""
+        try:
+            with self.generations.write_lock(wait):
+                self.store.place_unplaced()
+        except IndexLocked:
+            pass
 
     def verify_model(self) -> None:
         """Fail clearly if the model's weights changed since the index was built."""
@@ -99,6 +110,7 @@ class Archive:
         report, started = IngestReport(), time.perf_counter()
         prepare = prepare_batches or (lambda batches, rep: (self.preparer.prepare(b, rep) for b in batches))
         with self.generations.write_lock():
+            self.store.place_unplaced()
             pending = self.generations.begin_write()
             for prepared in prepare(todo_batches(self.store, items, report, progress), report):
                 commit(self.store, prepared, pending, report, progress)
@@ -110,6 +122,7 @@ class Archive:
     def delete(self, article_id: str) -> None:
         """Remove an article with its chunks from SQLite, FAISS and BM25, in one transaction."""
         with self.generations.write_lock():
+            self.store.place_unplaced()
             pending = self.generations.begin_write()
             self.get_article(article_id)
             _, removed = self.store.write([], [article_id])
@@ -154,6 +167,7 @@ class Archive:
         return {"index": self.name, "path": str(self.path), "model": self.embedder.name,
                 "articles": self.count("articles"), "chunks": self.count("chunks"),
                 "sentences": self.count("sentences"), "date_range": list(self.date_range()), "sources": self.sources(),
+                "stories": self.store.story_counts(),
                 "index_type": derived.vectors.kind, "generation": derived.generation, "size_bytes": size,
                 "settings": self.settings.to_json(), "settings_differ_from_manifest": built.differences(self.settings)}
 
@@ -165,9 +179,9 @@ class Archive:
         with self.generations.write_lock():
             derived = self.generations.refresh(locked=True)
             sql_ids, orphans, chunkless = self.store.integrity()
+            problems = self.store.check_stories()
         faiss_all = derived.vectors.ids().tolist()
         faiss_ids, bm25_ids = set(faiss_all), set(derived.lexical.ids.tolist())
-        problems = []
         for name, ids in (("FAISS", faiss_ids), ("BM25", bm25_ids)):
             if ids != sql_ids:
                 problems.append(f"{name} and SQLite differ: {len(ids - sql_ids)} ids only in {name}, "

@@ -124,6 +124,7 @@ class Query:
     filters: Filters | None = None
     recency: str = "none"
     as_of: date = field(default_factory=date.today)
+    dedupe: bool = True  # one passage group per story, the other outlets in `also_in`; False: every copy
 
     def __post_init__(self) -> None:
         if not isinstance(self.k, int) or isinstance(self.k, bool) or self.k < 1:
@@ -135,14 +136,16 @@ class Query:
             object.__setattr__(self, "as_of", parse_as_of(self.as_of))
         if isinstance(self.filters, dict):
             object.__setattr__(self, "filters", Filters.from_dict(self.filters))
+        if not isinstance(self.dedupe, bool):
+            raise InvalidInput(f"dedupe must be true or false, not {self.dedupe!r}")
 
     @classmethod
     def from_json(cls, doc: dict) -> "Query":
         """The `/answer` body's fields (an `index` field, if any, is the caller's business)."""
         return cls(doc.get("question"), doc.get("k", 5), doc.get("mode"), Filters.from_dict(doc.get("filters")),
-                   doc.get("recency"), doc.get("as_of"))
+                   doc.get("recency"), doc.get("as_of"), doc.get("dedupe", True))
 
     def to_json(self) -> dict:
         return {"question": self.question, "k": self.k, "mode": self.mode,
                 "filters": self.filters.to_json() if self.filters else None, "recency": self.recency,
-                "as_of": self.as_of.isoformat()}
+                "as_of": self.as_of.isoformat(), "dedupe": self.dedupe}

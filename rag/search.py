@@ -24,8 +24,11 @@ from .query import Query
 from .retrieval import FusionSettings, Hit, below, fuse, prefer_recent, time_in_question, time_scope
 from .source import ChunkHit, Source
 from .store import ChunkRow
+from .stories import MinHasher, StoryView, also_in, first_of_each_story, group_keys
 
 CANDIDATES_PER_PASSAGE = 3  # k passages are built from the top 3k chunks
+STORY_WIDENING = 4  # one passage group per story takes 4x the candidates (within hybrid's depth at k <= 8),
+MAX_CANDIDATES = 1000  # and 4x more again, up to this, while copies of a few stories crowd out the k passages
 T = TypeVar("T")
 
 
@@ -80,7 +83,39 @@ class SearchPipeline:
         t1 = time.perf_counter()
         self._each(sources, lambda i, s: s.encode(question))
         t2 = time.perf_counter()
-        wanted = k * CANDIDATES_PER_PASSAGE
+        wanted = k * CANDIDATES_PER_PASSAGE * (STORY_WIDENING if query.dedupe else 1)
+        while True:
+            ranked, where = self._rank(sources, question, mode, wanted, scope, corpus)
+            t3 = time.perf_counter()
+            owners, articles = self._articles(sources, ranked, where)
+            chunks = {g: ChunkRow(g, h.article_id, 0, h.start, h.end) for g, (_, h) in where.items()}
+            if query.recency == "prefer_recent":
+                dates = {h.chunk_id: articles[chunks[h.chunk_id].article_id].date for h in ranked
+                         if chunks[h.chunk_id].article_id in articles}
+                ranked = prefer_recent(ranked, dates, query.as_of, self.fusion)
+            views = self._stories(sources, owners)
+            keys = group_keys(views, owners, MinHasher() if len(sources) > 1 else None)
+            kept = ranked
+            if query.dedupe:  # one passage group per story: its best-ranked copy; the others go in also_in
+                speakers = first_of_each_story([chunks[h.chunk_id].article_id for h in ranked], keys)
+                kept = [h for h in ranked if chunks[h.chunk_id].article_id in speakers]
+            passages = build_passages(kept, chunks, articles, k)
+            if len(passages) >= k or len(kept) == len(ranked) or len(ranked) < wanted or wanted >= MAX_CANDIDATES:
+                break
+            wanted = min(wanted * STORY_WIDENING, MAX_CANDIDATES)
+        passages = [replace(p, also_in=tuple(also_in(p.article.id, views, keys))) for p in passages]
+        t4 = time.perf_counter()
+        timings = {"filter": (t1 - t0) * 1e3, "embed": (t2 - t1) * 1e3, "retrieve": (t3 - t2) * 1e3,
+                   "passages": (t4 - t3) * 1e3}
+        retrieval = self._retrieval_block(query, len(ranked), time_filter)
+        retrieval["stories"] = {"dedupe": query.dedupe,
+                                "copies_grouped": len({chunks[h.chunk_id].article_id for h in ranked})
+                                - len({chunks[h.chunk_id].article_id for h in kept})}
+        return SearchResult(query, passages, retrieval, timings, owners)
+
+    def _rank(self, sources: list[Source], question: str, mode: str, wanted: int, scope, corpus: CorpusStats | None
+              ) -> tuple[list[Hit], dict[int, tuple[int, ChunkHit]]]:
+        """The top `wanted` chunks of all sources, and the source and chunk behind each global id."""
         depth = max(wanted, self.fusion.depth) if mode == "hybrid" else wanted
         parts = self._each(sources, lambda i, s: s.hits(question, depth, mode, scope, corpus))
         n = len(sources)
@@ -93,18 +128,7 @@ class SearchPipeline:
             ranked = [Hit(g, s, bm25_rank=r, bm25_score=s) for r, (g, s) in enumerate(merged["bm25"], 1)]
         else:
             ranked = self._hybrid(sources, question, wanted, merged, where, corpus)
-        t3 = time.perf_counter()
-        owners, articles = self._articles(sources, ranked, where)
-        chunks = {g: ChunkRow(g, h.article_id, 0, h.start, h.end) for g, (_, h) in where.items()}
-        if query.recency == "prefer_recent":
-            dates = {h.chunk_id: articles[chunks[h.chunk_id].article_id].date for h in ranked
-                     if chunks[h.chunk_id].article_id in articles}
-            ranked = prefer_recent(ranked, dates, query.as_of, self.fusion)
-        passages = build_passages(ranked, chunks, articles, k)
-        t4 = time.perf_counter()
-        timings = {"filter": (t1 - t0) * 1e3, "embed": (t2 - t1) * 1e3, "retrieve": (t3 - t2) * 1e3,
-                   "passages": (t4 - t3) * 1e3}
-        return SearchResult(query, passages, self._retrieval_block(query, len(ranked), time_filter), timings, owners)
+        return ranked, where
 
     def _retrieval_block(self, query: Query, candidates: int, time_filter: dict | None) -> dict:
         """What was asked and how it was ranked."""
@@ -129,6 +153,16 @@ class SearchPipeline:
         for found in self._each(sources, lambda i, s: s.articles(sorted(wanted[i])) if i in wanted else {}):
             articles.update(found)
         return owners, articles
+
+    def _stories(self, sources: list[Source], owners: dict[str, int]) -> dict[str, StoryView]:
+        """Each ranked article's story, asked of the source that holds it."""
+        wanted: dict[int, list[str]] = {}
+        for article_id, i in owners.items():
+            wanted.setdefault(i, []).append(article_id)
+        views: dict[str, StoryView] = {}
+        for found in self._each(sources, lambda i, s: s.stories(sorted(wanted[i])) if i in wanted else {}):
+            views.update(found)
+        return views
 
     def _hybrid(self, sources: list[Source], question: str, wanted: int, merged: dict[str, list[tuple[int, float]]],
                 where: dict[int, tuple[int, ChunkHit]], corpus: CorpusStats | None) -> list[Hit]:

@@ -22,6 +22,7 @@ from .search import SearchPipeline, SearchResult
 from .settings import Settings
 from .source import ChunkHit, Source, SourcePlan
 from .store import SentenceRow
+from .stories import StoryView
 
 EMPTY = "the sharded index holds no articles yet"
 
@@ -98,6 +99,11 @@ class HttpShard:
         """The passage's stored sentences with their dates (the answer stage needs no vectors)."""
         doc = self._post("sentences", {"article_id": article_id, "start": start, "end": end})
         return [SentenceRow.from_json(r) for r in doc["sentences"]]
+
+    def stories(self, ids: list[str]) -> dict[str, StoryView]:
+        """The ranked articles' stories on this shard (with signatures: the front joins shards' copies)."""
+        doc = self._post("stories", {"ids": ids})
+        return {aid: StoryView.from_json(view) for aid, view in doc["stories"].items()}
 
 
 class ShardedArchive:

@@ -28,6 +28,7 @@ from .query import Filters
 from .rescore import ChunkContext, RescoreWeights, stems
 from .retrieval import Hit, second_stage
 from .store import SentenceRow, Store
+from .stories import StoryView
 from .vectors import VectorIndex
 
 
@@ -80,6 +81,7 @@ class Source(Protocol):
                 corpus: CorpusStats | None) -> dict[int, tuple[float, float]]: ...
     def articles(self, ids: list[str]) -> dict[str, Article]: ...
     def sentences(self, article_id: str, start: int, end: int) -> list[SentenceRow]: ...
+    def stories(self, ids: list[str]) -> dict[str, StoryView]: ...
 
 
 @lru_cache(maxsize=1024)
@@ -173,6 +175,9 @@ class LocalSource:
 
     def sentences(self, article_id: str, start: int, end: int) -> list[SentenceRow]:
         return self.store.sentences_in(article_id, start, end)
+
+    def stories(self, ids: list[str]) -> dict[str, StoryView]:
+        return self.store.story_views(ids)
 
     def contexts(self, chunk_ids: list[int]) -> dict[int, ChunkContext]:
         """Chunk text and vector, stored sentences and their vectors, for the second stage."""

@@ -118,6 +118,7 @@
       const holds = answer && answer.article_id === first.article_id;
       const meta = [first.date ? el("time", { datetime: first.date }, first.date) : "undated"];
       if (first.source) meta.push(" · ", first.source);
+      const also = alsoReported(first.also_in || []);
       const blocks = passages.map((p) => {
         const hasAnswer = holds && p.start <= answer.start && answer.end <= p.end;
         const levels = hasAnswer
@@ -136,6 +137,7 @@
         el("div", { class: "card-body" },
           el("h4", {}, el("a", { href: `/articles/${encodeURIComponent(first.article_id)}` }, first.title || first.article_id)),
           el("p", { class: "meta" }, ...meta),
+          ...also,
           ...blocks)));
     }
     cards.replaceChildren(...items);
@@ -147,21 +149,38 @@
     }
   }
 
+  // "Also reported by": the story's other outlets (reprints the search grouped under this card).
+  function alsoReported(others) {
+    if (!others.length) return [];
+    const line = el("p", { class: "also-in" }, "Also reported by ");
+    others.forEach((o, i) => {
+      if (i) line.append(i === others.length - 1 ? " and " : ", ");
+      line.append(el("a", { href: `/articles/${encodeURIComponent(o.article_id)}` }, o.source || o.article_id));
+      if (o.date) line.append(" (", el("time", { datetime: o.date }, o.date), ")");
+    });
+    line.append(".");
+    return [line];
+  }
+
+  // `dedupe` lives in the address only when it is off (every copy shown).
   function readForm() {
     const query = { q: input.value.trim() };
     for (const name of FILTERS) query[name] = $(name).value;
+    query.dedupe = $("dedupe").checked ? "" : "off";
     return query;
   }
 
   function fillForm(query) {
     input.value = query.q || "";
     for (const name of FILTERS) $(name).value = query[name] || "";
+    $("dedupe").checked = query.dedupe !== "off";
   }
 
   function queryFromUrl() {
     const params = new URLSearchParams(location.search);
     const query = { q: params.get("q") || "" };
     for (const name of FILTERS) query[name] = params.get(name) || "";
+    query.dedupe = params.get("dedupe") === "off" ? "off" : "";
     return query;
   }
 
@@ -194,6 +213,7 @@
     for (const name of FILTERS) if (query[name]) filters[name] = query[name];
     const request = { question: query.q, k: 5 };
     if (Object.keys(filters).length) request.filters = filters;
+    if (query.dedupe === "off") request.dedupe = false;
     statusLine.className = "status";
     statusLine.textContent = "Searching the archive…";
     form.setAttribute("aria-busy", "true");
@@ -253,6 +273,11 @@
     const query = queryFromUrl();
     fillForm(query);
     ask(query);
+  });
+
+  // Flipping the grouping asks again at once when there is a question.
+  $("dedupe").addEventListener("change", () => {
+    if (input.value.trim()) form.requestSubmit();
   });
 
   document.addEventListener("keydown", (event) => {
