@@ -35,6 +35,7 @@ from datetime import date, timedelta
 from typing import Callable
 
 from .errors import InvalidInput
+from .timewords import FUTURE_IN_TEXT, NUMBER_WORDS, WEEKDAYS, count_number, month_number
 
 _MONTH = (
     r"(?P<month>January|February|March|April|May|June|July|August|September|October|November"
@@ -42,19 +43,10 @@ _MONTH = (
 )
 # The full stop after an abbreviated month ("Dec. 5"), never after a full name or "May".
 _ABBREVIATION_DOT = r"(?:(?<=Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sep|Oct|Nov|Dec)\.|(?<=Sept)\.)?"
-_MONTH_NUMBERS = {
-    name: number
-    for number, name in enumerate("Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split(), 1)
-}
-_WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
-_WEEKDAY = r"(?P<weekday>" + "|".join(_WEEKDAYS) + r")\b"
+_WEEKDAY = r"(?P<weekday>" + "|".join(WEEKDAYS) + r")\b"
 _DAY = r"(?P<day>3[01]|[12]\d|0?[1-9])(?!\d)(?:st|nd|rd|th)?(?!\w|[.:,]\d)"
 _YEAR = r"(?P<year>[12]\d{3})(?!\w|[.,-]\d)"
-_NUMBER_WORDS = {
-    "a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6,
-    "seven": 7, "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12,
-}  # fmt: skip
-_COUNT = r"(?P<count>" + "|".join(_NUMBER_WORDS) + r"|\d{1,2})\s+(?P<unit>day|week|month|year)s?"
+_COUNT = r"(?P<count>" + "|".join(NUMBER_WORDS) + r"|\d{1,2})\s+(?P<unit>day|week|month|year)s?"
 _QUALIFIERS = (
     r"around|about|roughly|approximately|circa|early|mid|late|earlier|later|by"
     r"|(?:the\s+)?(?:end|beginning|start|middle)\s+of"
@@ -70,12 +62,6 @@ _CONTEXT_BEFORE = re.compile(
 )
 _HEDGE_BEFORE = re.compile(
     r"\b(?i:expected|expects|expecting|likely|tentatively|estimated|possibly|probably)\b"
-)
-# Marks of the future in a date's clause, which move weekdays and ties forward.
-_FUTURE = re.compile(
-    r"\b(?:will|shall|won't)\b|['’]ll\b|\b(?i:(?:is|are)\s+(?:expected|scheduled|set|due|slated"
-    r"|poised|going)\s+to|plans?\s+to|upcoming"
-    r"|next\s+(?:week|month|year|" + "|".join(_WEEKDAYS) + r"))\b"
 )
 _CLAUSE_MARKS = ",;:()"
 _CLAUSE_WINDOW = 80
@@ -135,7 +121,7 @@ Resolver = Callable[[re.Match, date | None, bool], Resolved]
 def _month_number(match: re.Match) -> int:
     """The month captured by a pattern, from its name or its digits."""
     month = match["month"]
-    return int(month) if month.isdigit() else _MONTH_NUMBERS[month[:3]]
+    return int(month) if month.isdigit() else month_number(month)
 
 
 def _iso_month(year: int, month: int) -> str:
@@ -218,7 +204,7 @@ def _weekday(match: re.Match, published: date | None, future: bool) -> Resolved:
     if published is None:
         return None
     relation = " ".join((match["relation"] or "").lower().split())
-    target = _WEEKDAYS.index(match["weekday"])
+    target = WEEKDAYS.index(match["weekday"])
     back = (published.weekday() - target) % 7
     ahead = (target - published.weekday()) % 7
     if relation == "last":
@@ -257,8 +243,7 @@ def _counted(match: re.Match, published: date | None, future: bool) -> Resolved:
     """Counted periods: two months ago, in two months, two months ahead, within a year."""
     if published is None:
         return None
-    word = match["count"].lower()
-    count = int(word) if word.isdigit() else _NUMBER_WORDS[word]
+    count = count_number(match["count"])
     direction = (match["direction"] or "").lower()
     if direction == "ago":
         count = -count
@@ -318,7 +303,7 @@ def find_dates(text: str, published: str | None) -> list[DateMention]:
             ):
                 continue
             clause = _clause_start(text, start)
-            future = bool(_FUTURE.search(text, clause, start))
+            future = bool(FUTURE_IN_TEXT.search(text, clause, start))
             try:
                 resolved = resolve(match, pub, future)
             except (ValueError, OverflowError):  # a date the calendar cannot hold

@@ -25,27 +25,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .terms import TermWeights
+from .terms import TermWeights, question_terms, stemmer
 
 logging.getLogger("bm25s").setLevel(logging.ERROR)
 
 ANALYSIS = 2  # bumped when what BM25 indexes changes (2: title + chunk text, k1 0.9): older files are rebuilt
-QUESTION_WORDS = frozenset(
-    "what which who whom whose when where why how did does do was were is are has have had many much".split())
-
-
-def question_terms(text: str, analyze) -> list[str]:
-    """The question's terms without its question words; all its terms when nothing else is left."""
-    words = [w for w in text.split() if w.strip("?!.,;:'\"()").lower() not in QUESTION_WORDS]
-    return analyze(" ".join(words)) or analyze(text)
-
-
-def _stemmer():
-    import Stemmer
-
-    return Stemmer.Stemmer("english")
-
-
 def _idf(df: int, documents: int) -> np.float32:
     """bm25s's lucene idf, rounded to float32 as bm25s stores it."""
     return np.float32(math.log(1 + (documents - df + 0.5) / (df + 0.5)))
@@ -92,7 +76,6 @@ class LexicalIndex:
         self.retriever = retriever
         self.ids = ids
         self.lengths = lengths  # terms per document (bm25s's dl); None in folders saved before it was stored
-        self._stem = _stemmer()
         self._sorted: tuple[np.ndarray, np.ndarray] | None = None  # (ids ascending, their rows): filters only
 
     def __len__(self) -> int:
@@ -106,7 +89,7 @@ class LexicalIndex:
         retriever = bm25s.BM25(k1=k1, b=b)
         lengths = np.zeros(0, dtype=np.int64)
         if texts:
-            tokens = bm25s.tokenize(texts, stopwords="en", stemmer=_stemmer(), show_progress=False)
+            tokens = bm25s.tokenize(texts, stopwords="en", stemmer=stemmer(), show_progress=False)
             retriever.index(tokens, show_progress=False)
             lengths = np.array([len(doc) for doc in tokens.ids], dtype=np.int64)
         return cls(retriever, np.asarray(ids, dtype=np.int64), lengths)
@@ -116,7 +99,7 @@ class LexicalIndex:
         """Terms per document as `build` counts them (for folders saved without `lengths.npy`)."""
         import bm25s
 
-        tokens = bm25s.tokenize(texts, stopwords="en", stemmer=_stemmer(), show_progress=False)
+        tokens = bm25s.tokenize(texts, stopwords="en", stemmer=stemmer(), show_progress=False)
         return np.array([len(doc) for doc in tokens.ids], dtype=np.int64)
 
     def save(self, folder: Path) -> None:
@@ -148,7 +131,7 @@ class LexicalIndex:
         import bm25s
 
         def analyze(part: str) -> list[str]:
-            return bm25s.tokenize([part], stopwords="en", stemmer=self._stem, return_ids=False, show_progress=False)[0]
+            return bm25s.tokenize([part], stopwords="en", stemmer=stemmer(), return_ids=False, show_progress=False)[0]
 
         return question_terms(text, analyze)
 

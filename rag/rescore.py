@@ -14,12 +14,10 @@ No model runs here: vectors come from SQLite, terms from the stored text (stems 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
 
-from . import lexical
-from .terms import TermWeights, words
+from .terms import TermWeights, question_terms, stems
 
 FEATURES = ("dense", "sentence", "coverage", "bigram", "chunk_coverage")
 
@@ -52,13 +50,6 @@ class ChunkContext:
     sentences: list[str]
     sentence_vectors: np.ndarray  # (len(sentences), dim), unit length
     vector: np.ndarray | None = None  # the chunk's own stored vector, when the reader has it
-
-
-@lru_cache(maxsize=65536)
-def stems(text: str) -> tuple[str, ...]:
-    """The text's non-stopword stems in order, analysed as the BM25 index analyses text (cached:
-    the same candidate sentences come back query after query)."""
-    return tuple(w.stem for w in words(text) if not w.stop)
 
 
 def features(
@@ -99,7 +90,7 @@ def rescore(
     """Second-stage scores (weighted sums of FEATURES), one per candidate."""
     if not contexts:
         return np.zeros(0)
-    question_terms = lexical.question_terms(question, stems)
-    idf = {t: term_weights.idf(t) for t in question_terms if t in term_weights.vocabulary}
-    table = np.vstack([features(question_terms, idf, query_vector, d, c) for d, c in zip(dense, contexts)])
+    terms = question_terms(question, stems)
+    idf = {t: term_weights.idf(t) for t in terms if t in term_weights.vocabulary}
+    table = np.vstack([features(terms, idf, query_vector, d, c) for d, c in zip(dense, contexts)])
     return table @ weights.vector()

@@ -20,15 +20,15 @@ from typing import Callable, Protocol
 
 import numpy as np
 
-from . import lexical as lexical_module
 from .articles import Article
 from .embedding import Embedder
 from .lexical import CorpusStats, LexicalIndex
 from .query import Filters
-from .rescore import ChunkContext, RescoreWeights, stems
+from .rescore import ChunkContext, RescoreWeights
 from .retrieval import Hit, second_stage
 from .store import SentenceRow, Store
 from .stories import StoryView
+from .terms import question_terms, stems
 from .vectors import VectorIndex
 
 
@@ -92,9 +92,9 @@ def query_vector(embedder: Embedder, question: str) -> np.ndarray:
     return vector
 
 
-def question_terms(lexical: LexicalIndex, question: str) -> list[str]:
+def weighed_terms(lexical: LexicalIndex, question: str) -> list[str]:
     """Every term either BM25 or the second stage weighs for this question."""
-    return list(dict.fromkeys([*lexical.query_tokens(question), *lexical_module.question_terms(question, stems)]))
+    return list(dict.fromkeys([*lexical.query_tokens(question), *question_terms(question, stems)]))
 
 
 @dataclass(frozen=True)
@@ -143,7 +143,7 @@ class LocalSource:
         stats = None
         if with_stats:
             lexical = self.lexical()
-            stats = lexical.stats(question_terms(lexical, question))
+            stats = lexical.stats(weighed_terms(lexical, question))
         allowed = None if dated is None else self.allowed(dated)
         matched = None if dated is None else allowed is None or bool(len(allowed))
         return SourcePlan(len(self.derived().vectors), stats, matched)

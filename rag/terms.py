@@ -1,14 +1,15 @@
-"""Words with offsets and stems, analysed the way the BM25 index analyses text.
+"""Text analysis, in one place: words with offsets and stems, stopwords, question words, idf.
 
 bm25s lower-cases, keeps words of two or more characters, drops English stopwords and applies
-the Snowball stemmer; doing the same here lets answer selection weigh a question's words by the
-index's own document frequencies.
+the Snowball stemmer; BM25 (lexical.py) and the second stage (rescore.py) analyse text with the
+same stemmer and stopwords from here, so a question's words weigh by the index's own frequencies.
 """
 
 from __future__ import annotations
 
 import math
 import re
+import threading
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -28,26 +29,50 @@ class Word:
     stop: bool
 
 
+# A question's own scaffolding: it names no topic, yet matches every passage that uses it.
+QUESTION_WORDS = frozenset(
+    "what which who whom whose when where why how did does do was were is are has have had many much".split())
+
+
+_local = threading.local()
+
+
+def stemmer():
+    """The English Snowball stemmer (PyStemmer), as bm25s applies it; one per thread, since a
+    stemmer keeps state between calls (a writer builds BM25 while readers analyse questions)."""
+    if not hasattr(_local, "stemmer"):
+        import Stemmer
+
+        _local.stemmer = Stemmer.Stemmer("english")
+    return _local.stemmer
+
+
 @lru_cache(maxsize=1)
-def _stemmer():
-    import Stemmer
-
-    return Stemmer.Stemmer("english")
-
-
-@lru_cache(maxsize=1)
-def _stopwords() -> frozenset[str]:
+def stopwords() -> frozenset[str]:
     from bm25s.stopwords import STOPWORDS_EN
 
     return frozenset(STOPWORDS_EN)
 
 
+def question_terms(text: str, analyze) -> list[str]:
+    """The question's terms (`analyze`d) without its question words; all its terms when nothing else is left."""
+    kept = [w for w in text.split() if w.strip("?!.,;:'\"()").lower() not in QUESTION_WORDS]
+    return analyze(" ".join(kept)) or analyze(text)
+
+
 def words(text: str) -> list[Word]:
     """Every word of `text` with its stem (stopwords flagged, not dropped)."""
     found = [(m.start(), m.end(), m.group(0).lower()) for m in _WORD.finditer(text)]
-    stems = _stemmer().stemWords([w for _, _, w in found])
-    stop = _stopwords()
+    stems = stemmer().stemWords([w for _, _, w in found])
+    stop = stopwords()
     return [Word(s, e, stem, w in stop) for (s, e, w), stem in zip(found, stems)]
+
+
+@lru_cache(maxsize=65536)
+def stems(text: str) -> tuple[str, ...]:
+    """The text's non-stopword stems in order (cached: the same candidate sentences come back query
+    after query)."""
+    return tuple(w.stem for w in words(text) if not w.stop)
 
 
 def content_stems(text: str) -> list[str]:

@@ -19,15 +19,9 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 
 from .errors import InvalidInput
+from .timewords import FUTURE_IN_QUESTION, NUMBER_WORDS, WEEKDAYS, count_number, month_number
 
-_MONTHS = ("january", "february", "march", "april", "may", "june", "july", "august", "september",
-           "october", "november", "december")
-_ABBREVIATIONS = {"jan": 1, "feb": 2, "mar": 3, "apr": 4, "jun": 6, "jul": 7, "aug": 8, "sep": 9,
-                  "sept": 9, "oct": 10, "nov": 11, "dec": 12}
-_WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 AS_OF_RANGE = (date(1000, 1, 1), date(8999, 12, 31))
-_NUMBERS = {"a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6,
-            "seven": 7, "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12}
 
 # Full month names in any case, except "may" (a verb) which must be capitalised; abbreviations
 # capitalised, optionally with a full stop.
@@ -35,7 +29,7 @@ _MONTH = (r"(?P<month>(?i:january|february|march|april|june|july|august|septembe
           r"|december)|May|(?:Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sept|Sep|Oct|Nov|Dec)\.?)(?![a-z])")
 _DAY = r"(?P<day>3[01]|[12]\d|0?[1-9])(?:st|nd|rd|th)?(?!\d)"
 _YEAR = r"(?P<year>(?:19|20)\d{2})(?!\d)"
-_COUNT = r"(?P<count>\d{1,3}|" + "|".join(_NUMBERS) + r")"
+_COUNT = r"(?P<count>\d{1,3}|" + "|".join(NUMBER_WORDS) + r")"
 _UNIT = r"(?P<unit>day|week|month|year)s?"
 _LEAD = r"(?P<lead>\b(?i:since|after|before|until|till|from|in|during|on|of|between|and|to)\s+)?"
 
@@ -56,10 +50,6 @@ _PATTERNS = [
                            r"|thursday|friday|saturday|sunday))\b")),
 ]
 _BOUNDING = ("since", "after", "before", "until", "till", "last")  # lead words kept in the shown text
-_FUTURE = re.compile(r"(?i)\b(?:will|shall|going\s+to|expected\s+to|scheduled\s+to|(?:is|are)\s+due\s+to|plans?\s+to|upcoming"
-                     r"|next\s+(?:week|month|year|monday|tuesday|wednesday|thursday|friday|saturday|sunday)"
-                     r"|tomorrow|coming\s+(?:week|month|year|days|weeks|months))\b|'ll\b")
-
 
 @dataclass(frozen=True)
 class TimeFrame:
@@ -89,7 +79,7 @@ def parse_as_of(value: str | None) -> date:
 
 def find_timeframe(question: str, as_of: date) -> TimeFrame | None:
     """The publication-date range a question names, or None when it names none (or the future)."""
-    if _FUTURE.search(question):
+    if FUTURE_IN_QUESTION.search(question):
         return None
     found: list[tuple[int, int, date, date]] = []
     taken: list[tuple[int, int]] = []
@@ -125,16 +115,16 @@ def _period(kind: str, m: re.Match, as_of: date) -> tuple[date, date] | None:
         day = date(int(m["year"]), int(m["mm"]), int(m["dd"]))
         return day, day
     if kind in ("month_day", "day_month"):
-        month, day = _month_number(m["month"]), int(m["day"])
+        month, day = month_number(m["month"]), int(m["day"])
         if m["year"]:
             found = date(int(m["year"]), month, day)
         else:
             found = _latest(lambda y: date(y, month, day), as_of)
         return found, found
     if kind == "month_year":
-        return _month_range(int(m["year"]), _month_number(m["month"]))
+        return _month_range(int(m["year"]), month_number(m["month"]))
     if kind == "month":
-        month = _month_number(m["month"])
+        month = month_number(m["month"])
         year = as_of.year if month <= as_of.month else as_of.year - 1
         if (m["lead"] or "").strip().lower() == "last" and month == as_of.month:
             year -= 1
@@ -148,12 +138,12 @@ def _period(kind: str, m: re.Match, as_of: date) -> tuple[date, date] | None:
     if kind == "this_last":
         return _this_or_last(m["relation"].lower(), m["unit"].lower(), as_of)
     if kind == "past_n":
-        count = _count(m["count"]) if m["count"] else 1
+        count = count_number(m["count"]) if m["count"] else 1
         return _shift(as_of, m["unit"].lower(), -count) + timedelta(days=1), as_of
     if kind == "ago":
-        return _unit_containing(_shift(as_of, m["unit"].lower(), -_count(m["count"])), m["unit"].lower())
+        return _unit_containing(_shift(as_of, m["unit"].lower(), -count_number(m["count"])), m["unit"].lower())
     if kind == "weekday":
-        back = (as_of.weekday() - _WEEKDAYS.index(m["weekday"].lower())) % 7
+        back = (as_of.weekday() - WEEKDAYS.index(m["weekday"].capitalize())) % 7
         if m["relation"]:
             back = back or 7
         day = as_of - timedelta(days=back)
@@ -176,11 +166,6 @@ def _lead(m: re.Match, period: tuple[date, date], as_of: date) -> tuple[date, da
     return first, last
 
 
-def _month_number(name: str) -> int:
-    name = name.rstrip(".").lower()
-    return _MONTHS.index(name) + 1 if name in _MONTHS else _ABBREVIATIONS[name]
-
-
 def _month_range(year: int, month: int) -> tuple[date, date]:
     return date(year, month, 1), date(year, month, calendar.monthrange(year, month)[1])
 
@@ -195,10 +180,6 @@ def _latest(make, as_of: date) -> date:
         if found <= as_of:
             return found
     raise ValueError("no such date in the last years")
-
-
-def _count(word: str) -> int:
-    return int(word) if word.isdigit() else _NUMBERS[word.lower()]
 
 
 def _shift(day: date, unit: str, count: int) -> date:

@@ -27,10 +27,11 @@ import numpy as np
 from eval.datasets import Dataset, load_dataset, squad_split
 from rag.embedding import shared_embedder
 from rag.lexical import LexicalIndex
-from rag.rescore import FEATURES, ChunkContext, RescoreWeights, features, stems
+from rag.rescore import FEATURES, ChunkContext, RescoreWeights, features
 from rag.retrieval import fuse
 from rag.settings import BM25Settings, FusionSettings
-from rag import lexical as lexical_module
+from rag import terms as terms_module
+from rag.terms import question_terms, stems
 
 BM25 = BM25Settings()
 CACHE = Path(".cache/retrieval_study")
@@ -124,7 +125,7 @@ def gather(corpus: Corpus, lexical: LexicalIndex, qv: np.ndarray, questions: lis
         dense = [(int(corpus.chunk_ids[j]), float(cos[j])) for j in top]
         bm25 = lexical.search(question, settings.depth)
         fused = fuse(dense, bm25, settings)[: settings.rerank]
-        terms = lexical_module.question_terms(question, stems)
+        terms = question_terms(question, stems)
         idf = {t: weights.idf(t) for t in terms if t in weights.vocabulary}
         rows = np.array([row_of[h.chunk_id] for h in fused], dtype=np.int64)
         table = np.vstack([features(terms, idf, qv[i], float(cos[r]), corpus.contexts[r]) for r in rows]) \
@@ -284,13 +285,13 @@ def _bm25(args) -> int:
         for k1 in (1.5, 0.9):
             for drop_question_words in (False, True):
                 lexical = LexicalIndex.build(corpus.chunk_ids.tolist(), _bm25_texts(corpus, title), k1, BM25.b)
-                words = lexical_module.QUESTION_WORDS  # switched off for the variant without it
+                words = terms_module.QUESTION_WORDS  # switched off for the variant without it
                 if not drop_question_words:
-                    lexical_module.QUESTION_WORDS = frozenset()
+                    terms_module.QUESTION_WORDS = frozenset()
                 row_of = {int(c): i for i, c in enumerate(corpus.chunk_ids)}
                 rankings = [article_ranking(corpus, [row_of[c] for c, _ in lexical.search(q.question, 100)])
                             for q in dataset.questions]
-                lexical_module.QUESTION_WORDS = words
+                terms_module.QUESTION_WORDS = words
                 print(json.dumps({"index": args.index, "stage": "bm25", "title": title, "k1": k1,
                                   "question_words_dropped": drop_question_words,
                                   "tune": measures([rankings[i] for i in tune], [relevant[i] for i in tune]),

@@ -14,7 +14,7 @@ from rag.lexical import CorpusStats
 from rag.query import Filters, Query
 from rag.settings import FusionSettings, Settings
 from rag.shards import ShardedArchive, ingest_sharded, shard_names, shard_of
-from rag.source import question_terms
+from rag.source import weighed_terms
 
 SHARDS = 3
 AS_OF = "2025-11-20"
@@ -81,7 +81,7 @@ def test_bm25_under_summed_statistics_scores_every_chunk_as_one_index(indexes):
         expected = {(rows[c].article_id, rows[c].start): s for c, s in big.search(question, len(big))}
         assert expected
         lexicals = [s.lexical() for s in sharded.pipeline.sources]
-        corpus = sum((lx.stats(question_terms(lx, question)) for lx in lexicals), CorpusStats())
+        corpus = sum((lx.stats(weighed_terms(lx, question)) for lx in lexicals), CorpusStats())
         got = {}
         for shard, lx in zip(sharded.pipeline.sources, lexicals):
             local = shard.store.chunks_by_id(lx.ids.tolist())
@@ -94,7 +94,7 @@ def test_summed_statistics_of_one_index_reproduce_its_own_scores(indexes):
     _, whole, _, _ = indexes
     big = whole.derived().lexical
     for question in QUESTIONS:
-        own = big.stats(question_terms(big, question))
+        own = big.stats(weighed_terms(big, question))
         assert big.search(question, len(big), None, own) == big.search(question, len(big))
 
 
