@@ -38,6 +38,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--url", help="drive a running `newsrag serve` at this URL instead of the library")
     p.add_argument("--cache-dir", default=CACHE_DIR, help=f"where data set indexes are cached (default {CACHE_DIR})")
     p.add_argument("--rebuild", action="store_true", help="re-ingest the data set's index from scratch")
+    p.add_argument("--no-dedupe", dest="dedupe", action="store_false",
+                   help="score every copy of a story as its own result (default: one passage group per story, "
+                        "the copies in its also_in ranked with it)")
     p.add_argument("--oracle", action="store_true",
                    help="also answer each answerable question from its gold articles alone (report key oracle)")
     p.add_argument("--build-only", action="store_true",
@@ -84,7 +87,7 @@ def _eval(args: argparse.Namespace, argv: list[str]) -> int:
         return 0
     config = RunConfig(path=args.path, format=args.format, modes=parse_modes(args.mode), k=args.k,
                        answer_k=args.answer_k, limit=args.limit, seed=args.seed, split=args.split, url=args.url,
-                       cache_dir=args.cache_dir, rebuild=args.rebuild, oracle=args.oracle)
+                       cache_dir=args.cache_dir, rebuild=args.rebuild, oracle=args.oracle, dedupe=args.dedupe)
     git = git_state()
     ev = evaluate(config)
     report = build_report(ev, shlex.join(argv), git)

@@ -28,17 +28,19 @@ class LocalClient:
     def describe(self) -> dict:
         return {"via": "in-process", "index": self.archive.name, "index_dir": str(self.archive.path.parent)}
 
-    def search(self, question: str, k: int, mode: str, filters: dict | None) -> dict:
+    def search(self, question: str, k: int, mode: str, filters: dict | None, dedupe: bool = True) -> dict:
         """The `/search` document for a question."""
         started = time.perf_counter()
-        result = self.archive.search(Query(question, k, mode, Filters.from_dict(filters or None))).to_json()
+        result = self.archive.search(Query(question, k, mode, Filters.from_dict(filters or None), dedupe=dedupe)).to_json()
         result["timings_ms"]["wall"] = round((time.perf_counter() - started) * 1e3, 3)
         return result
 
-    def answer(self, question: str, k: int, mode: str, filters: dict | None, as_of: str | None) -> dict:
+    def answer(self, question: str, k: int, mode: str, filters: dict | None, as_of: str | None,
+               dedupe: bool = True) -> dict:
         """The `/answer` document; `as_of` is passed only when the question sets one."""
         started = time.perf_counter()
-        result = self.archive.answer(Query(question, k, mode, Filters.from_dict(filters or None), as_of=as_of))
+        result = self.archive.answer(Query(question, k, mode, Filters.from_dict(filters or None), as_of=as_of,
+                                           dedupe=dedupe))
         result["timings_ms"]["wall"] = round((time.perf_counter() - started) * 1e3, 3)
         return result
 
@@ -61,11 +63,13 @@ class HttpClient:
         health = self.health()
         return {"via": "http", "url": self.url, "index": health.get("index"), "articles": health.get("articles")}
 
-    def search(self, question: str, k: int, mode: str, filters: dict | None) -> dict:
-        return self._ask("/search", self.client.search, question, k=k, mode=mode, filters=filters)
+    def search(self, question: str, k: int, mode: str, filters: dict | None, dedupe: bool = True) -> dict:
+        return self._ask("/search", self.client.search, question, k=k, mode=mode, filters=filters, dedupe=dedupe)
 
-    def answer(self, question: str, k: int, mode: str, filters: dict | None, as_of: str | None) -> dict:
-        return self._ask("/answer", self.client.answer, question, k=k, mode=mode, filters=filters, as_of=as_of)
+    def answer(self, question: str, k: int, mode: str, filters: dict | None, as_of: str | None,
+               dedupe: bool = True) -> dict:
+        return self._ask("/answer", self.client.answer, question, k=k, mode=mode, filters=filters, as_of=as_of,
+                         dedupe=dedupe)
 
     def _ask(self, path: str, call, question: str, **fields) -> dict:
         """The reply's JSON with a `wall` stage; a refusal becomes ServerError quoting the server's message."""

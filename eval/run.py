@@ -54,6 +54,7 @@ class RunConfig:
     cache_dir: str = CACHE_DIR
     rebuild: bool = False
     oracle: bool = False  # also answer each question from its gold articles alone (a reader's ceiling)
+    dedupe: bool = True  # one passage group per story; an article in a passage's also_in ranks with it
 
 
 @dataclass
@@ -140,22 +141,29 @@ def _check_served(client: HttpClient, dataset: Dataset) -> dict:
     return target
 
 
-def article_ranking(passages: list[dict]) -> list[str]:
-    """Article ids in the order they first appear among passages (passages come best first)."""
-    return list(dict.fromkeys(p["article_id"] for p in passages))
+def article_ranking(passages: list[dict], grouped: bool = False, relevant=frozenset()) -> list[str]:
+    """Article ids in the order they first appear among passages (passages come best first). Grouped
+    (one passage group per story), a story is one result: its passage counts as its first relevant copy
+    (the passage's article or one its `also_in` names), else as the passage's article."""
+    def counted(p: dict) -> str:
+        copies = [p["article_id"], *(c["article_id"] for c in p.get("also_in", []))] if grouped else []
+        return next((a for a in copies if a in relevant), p["article_id"])
+
+    return list(dict.fromkeys(counted(p) for p in passages))
 
 
-def ask_all(client, questions: list[Question], mode: str, k: int, answer_k: int, with_answers: bool) -> list[Asked]:
+def ask_all(client, questions: list[Question], mode: str, k: int, answer_k: int, with_answers: bool,
+            dedupe: bool = True) -> list[Asked]:
     """Ask every question under one mode: `/search` with k passages for the ranking (when the
     question has judgements), `/answer` with answer_k passages for the answer (when the set has answers)."""
     asked = []
     for q in tqdm(questions, desc=mode, unit="q", file=sys.stderr, dynamic_ncols=True):
         ranked, answer, timings = None, None, {}
         if q.relevant:
-            found = client.search(q.question, k, mode, q.filters)
-            ranked, timings = article_ranking(found["passages"]), found["timings_ms"]
+            found = client.search(q.question, k, mode, q.filters, dedupe)
+            ranked, timings = article_ranking(found["passages"], dedupe, q.relevant), found["timings_ms"]
         if with_answers:
-            result = client.answer(q.question, answer_k, mode, q.filters, q.as_of)
+            result = client.answer(q.question, answer_k, mode, q.filters, q.as_of, dedupe)
             answer, timings = result["answer"], result["timings_ms"]
         asked.append(Asked(q.id, ranked, answer, timings))
     return asked
@@ -257,7 +265,7 @@ def evaluate(config: RunConfig) -> Evaluation:
     with_answers = any(q.answers or q.impossible for q in questions)
     results = {}
     for mode in config.modes:
-        asked = ask_all(client, questions, mode, config.k, config.answer_k, with_answers)
+        asked = ask_all(client, questions, mode, config.k, config.answer_k, with_answers, config.dedupe)
         metrics, curve = score(questions, asked, config.k, with_answers, dataset.format)
         headline, stages = latency(asked)
         results[mode] = ModeResult(metrics, headline, stages, curve, asked)
@@ -271,5 +279,5 @@ def gold_article_answers(client, questions: list[Question], config: RunConfig, f
     only (a filter), so the figure isolates the answer stage from retrieval."""
     judged = [replace(q, filters={**(q.filters or {}), "article_ids": sorted(q.relevant)})
               for q in questions if q.relevant and q.answers and not q.impossible]
-    asked = ask_all(client, judged, check_mode(None), config.k, config.answer_k, True)
+    asked = ask_all(client, judged, check_mode(None), config.k, config.answer_k, True, config.dedupe)
     return answer_metrics(judged, asked, format)

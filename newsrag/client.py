@@ -88,6 +88,16 @@ class Filters(TypedDict, total=False):
 
 
 @dataclass(frozen=True)
+class Copy:
+    """Another article of a passage's story (the same story carried elsewhere): `also_in`."""
+
+    article_id: str
+    source: str | None
+    date: str | None
+    url: str | None
+
+
+@dataclass(frozen=True)
 class Passage:
     """One cited passage: `text == article.text[start:end]`; passages of one article share `citation`."""
 
@@ -101,18 +111,20 @@ class Passage:
     end: int
     text: str
     score: float
+    also_in: tuple[Copy, ...] = ()
 
     @classmethod
     def from_json(cls, doc: dict) -> Passage:
         return cls(doc["citation"], doc["article_id"], doc["title"], doc.get("date"), doc.get("url"),
-                   doc.get("source"), doc["start"], doc["end"], doc["text"], doc["score"])
+                   doc.get("source"), doc["start"], doc["end"], doc["text"], doc["score"],
+                   tuple(Copy(**c) for c in doc.get("also_in", [])))
 
     def to_json(self) -> dict:
-        return asdict(self)
+        return {**asdict(self), "also_in": [asdict(c) for c in self.also_in]}
 
     def metadata(self) -> dict:
         """Everything but the text: what a LangChain or LlamaIndex document carries as metadata."""
-        return {key: value for key, value in asdict(self).items() if key != "text"}
+        return {key: value for key, value in self.to_json().items() if key != "text"}
 
 
 @dataclass(frozen=True)
@@ -359,25 +371,28 @@ class Client:
             raise ServerError(f"{method} {self.url}{path} answered {response.status_code} without JSON") from exc
 
     def _question(self, question: str, k: int | None, mode: str | None, filters: Filters | None,
-                  recency: Literal["none", "prefer_recent"] | None, as_of: str | None) -> dict:
+                  recency: Literal["none", "prefer_recent"] | None, as_of: str | None, dedupe: bool | None) -> dict:
         return _drop_none({"question": question, "k": k, "mode": mode, "filters": filters, "recency": recency,
-                           "as_of": as_of, "index": self.index})
+                           "as_of": as_of, "dedupe": dedupe, "index": self.index})
 
     def health(self) -> Health:
         """`GET /health` (open even when reads need a key)."""
         return Health.from_json(self._json("GET", "/health"))
 
     def answer(self, question: str, k: int | None = None, mode: str | None = None, filters: Filters | None = None,
-               recency: Literal["none", "prefer_recent"] | None = None, as_of: str | None = None) -> AnswerResult:
-        """`POST /answer`: the answer sentence and span, its dates, and the cited passages."""
+               recency: Literal["none", "prefer_recent"] | None = None, as_of: str | None = None,
+               dedupe: bool | None = None) -> AnswerResult:
+        """`POST /answer`: the answer sentence and span, its dates, and the cited passages (`dedupe`
+        False: every copy of a story, not one passage group per story)."""
         return AnswerResult.from_json(self._json("POST", "/answer",
-                                                 json=self._question(question, k, mode, filters, recency, as_of)))
+                                                 json=self._question(question, k, mode, filters, recency, as_of, dedupe)))
 
     def search(self, question: str, k: int | None = None, mode: str | None = None, filters: Filters | None = None,
-               recency: Literal["none", "prefer_recent"] | None = None, as_of: str | None = None) -> SearchResult:
+               recency: Literal["none", "prefer_recent"] | None = None, as_of: str | None = None,
+               dedupe: bool | None = None) -> SearchResult:
         """`POST /search`: the cited passages alone (the same ranking `/answer` reads)."""
         return SearchResult.from_json(self._json("POST", "/search",
-                                                 json=self._question(question, k, mode, filters, recency, as_of)))
+                                                 json=self._question(question, k, mode, filters, recency, as_of, dedupe)))
 
     def article(self, article_id: str) -> Article:
         """`GET /articles/{id}`: the stored article with its full text."""

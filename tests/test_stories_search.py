@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from rag.archive import Archive
-from rag.articles import iter_sources, sample_corpus_path
+from rag.articles import iter_sources, load_txt, sample_corpus_path
 from rag.query import Filters, Query
 
 QUESTION = "When is Putin's visit to India expected?"
@@ -98,3 +98,33 @@ def test_deleting_the_lead_promotes_the_next_member(tmp_path, user_corpus):
     first = archive.search(Query(QUESTION, k=5)).passages[0]
     assert {m.article_id for m in first.also_in} == set(REPRINTS) - {first.article.id}
     assert archive.check() == []
+
+
+def test_the_harness_scores_with_and_without_grouping(tmp_path, user_corpus):
+    """The sample's rewrite of the story is the judged article: five copies of one story push it out of
+    the ungrouped top five; grouped, the story is one result and the rewrite ranks second."""
+    import io
+    from contextlib import redirect_stderr, redirect_stdout
+
+    from newsrag import cli
+
+    folder = tmp_path / "qa"
+    folder.mkdir()
+    user = load_txt(user_corpus / f"{USER_ARTICLE}.txt")
+    rows = [json.loads(line) for line in (sample_corpus_path() / "articles.jsonl").open()]
+    rows += [{"id": user.id, "date": user.date, "text": user.text}, *map(json.loads, REPRINTS_FILE.open())]
+    (folder / "articles.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    question = {"id": "q", "question": QUESTION, "answers": ["around December 5"],
+                "relevant_article_ids": ["india-russia-summit-2025"]}
+    (folder / "questions.jsonl").write_text(json.dumps(question) + "\n")
+    reports = {}
+    for flag in ([], ["--no-dedupe"]):
+        out = tmp_path / f"out{len(flag)}"
+        with redirect_stdout(io.StringIO()), redirect_stderr(io.StringIO()):
+            assert cli.main(["eval", str(folder), "--format", "qa", "--cache-dir", str(tmp_path / "cache"),
+                             "--out", str(out), *flag]) == 0
+        reports[bool(flag)] = json.loads((out / "report.json").read_text())
+    grouped, every = reports[False], reports[True]
+    assert grouped["config"]["dedupe"] is True and every["config"]["dedupe"] is False
+    assert grouped["modes"]["hybrid"]["metrics"]["recall@5"] == 1.0
+    assert every["modes"]["hybrid"]["metrics"]["recall@5"] == 0.0
