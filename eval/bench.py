@@ -1,4 +1,4 @@
-"""`newsrag bench ingest|query|vectors|langchain|synthetic`: throughput, latency and memory, as JSON and Markdown.
+"""`newsrag bench ingest|query|vectors|langchain|synthetic|long|stories`: throughput, latency and memory, as JSON and Markdown.
 
 - ingest: `Archive.ingest` end to end on a fresh index beside the bare model encoding the same texts
   in the same process (the ratio is the pipeline's overhead);
@@ -8,6 +8,8 @@
   resident bytes per chunk, search latency and recall@10 of the approximate index against exact search;
 - langchain: the same corpus and questions through LangChain's FAISS store, side by side (eval/peer.py);
 - synthetic: an index of 100k or 1M chunks made of copies of a built one (eval/synthetic.py), for `query`;
+- stories: ingest with the near-duplicate step (rag/stories.py) on and off, alternated, and the step's own
+  cost per article (eval/stories.py, issue 19);
 - long: one article of 1,000,000 chars: sentence splitting at 10k/100k/1M chars, and its ingest beside the
   bare model encoding the same text (work must grow linearly with an article, issue 13).
 
@@ -371,6 +373,13 @@ def markdown(kind: str, result: dict) -> str:
                        f"bare model encoding its chunks {result['bare_model_chunks_seconds']} s (ratio "
                        f"{result['ingest_over_bare_chunks']}), all its chunk and sentence inputs "
                        f"{result['bare_model_all_inputs_seconds']} s (ratio {result['ingest_over_bare_all_inputs']})\n")
+    if kind == "stories":
+        step, rate = result["story_step"], result["articles_per_s"]
+        return head + (f"{result['articles']} articles (our labelled set and the sample corpus), {result['rounds']} "
+                       f"alternated ingests of each variant: stories on {rate['stories_on']} articles/s, off "
+                       f"{rate['stories_off']} articles/s, throughput ratio on/off **{result['throughput_ratio_on_over_off']}** "
+                       f"(load average {result['load_average']['before']} -> {result['load_average']['after']}); the story "
+                       f"step alone: {step['story_ms_per_article']} ms per article\n")
     if kind == "synthetic":
         return head + (f"index {result['index']} in {result['index_dir']}: {result['articles']} articles, {result['chunks']} "
                        f"chunks, {result['sentences']} sentences ({result['copies']} copies of {result['base']}, noise "
@@ -434,7 +443,10 @@ def _parser() -> argparse.ArgumentParser:
     lg.add_argument("--dataset", default=SQUAD, help="SQuAD file or folder whose paragraphs make the prose")
     lg.add_argument("--chars", type=int, default=1_000_000)
     lg.add_argument("--work-dir", default=".cache/bench", help="where the throw-away index is built")
-    for s in (i, q, v, lc, sy, lg):
+    st = sub.add_parser("stories", help="ingest throughput with stories on and off, and the story step's own cost")
+    st.add_argument("--rounds", type=int, default=3, help="ingests of each variant, alternated; medians (default 3)")
+    st.add_argument("--work-dir", default=".cache/bench", help="where the throw-away indexes are built")
+    for s in (i, q, v, lc, sy, lg, st):
         s.add_argument("--out", required=True, help="folder for <what>.json and <what>.md")
     return p
 
@@ -455,6 +467,10 @@ def main(argv: list[str]) -> int:
         result = bench_langchain(args.dataset, args.limit, args.questions, args.k, Path(args.work_dir))
     elif args.what == "long":
         result = bench_long_article(args.dataset, args.chars, Path(args.work_dir))
+    elif args.what == "stories":
+        from eval.stories import bench_ingest as bench_stories
+
+        result = {"machine": machine(), **bench_stories(Path(args.work_dir), args.rounds)}
     elif args.what == "synthetic":
         from eval.synthetic import build
 

@@ -92,6 +92,7 @@ def build(base_path: Path, name: str, index_dir: Path, chunks: int, noise: float
     if not base_chunks:
         raise SystemExit(f"{base_path} holds no chunks")
     archive = Archive.open(name, index_dir, create=True)
+    archive.store.turn_off_stories()  # copies of one article are not syndication: no stories at this scale
     rng = np.random.default_rng(seed)
     written = {"articles": 0, "chunks": 0, "sentences": 0}
     batch: list[PreparedArticle] = []
