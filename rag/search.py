@@ -27,8 +27,8 @@ from .store import ChunkRow
 from .stories import MinHasher, StoryView, also_in, first_of_each_story, group_keys
 
 CANDIDATES_PER_PASSAGE = 3  # k passages are built from the top 3k chunks
-STORY_WIDENING = 4  # one passage group per story takes 4x the candidates (within hybrid's depth at k <= 8),
-MAX_CANDIDATES = 1000  # and 4x more again, up to this, while copies of a few stories crowd out the k passages
+STORY_WIDENING = 4  # one passage group per story takes 4x the candidates (hybrid fuses no deeper for it),
+MAX_CANDIDATES = 1000  # and 4x more again, deeper, up to this, while copies of a few stories crowd out k passages
 T = TypeVar("T")
 
 
@@ -83,9 +83,11 @@ class SearchPipeline:
         t1 = time.perf_counter()
         self._each(sources, lambda i, s: s.encode(question))
         t2 = time.perf_counter()
-        wanted = k * CANDIDATES_PER_PASSAGE * (STORY_WIDENING if query.dedupe else 1)
+        base = k * CANDIDATES_PER_PASSAGE
+        wanted, fused_depth = base * (STORY_WIDENING if query.dedupe else 1), max(base, self.fusion.depth)
         while True:
-            ranked, where = self._rank(sources, question, mode, wanted, scope, corpus)
+            depth = fused_depth if mode == "hybrid" else wanted
+            ranked, where = self._rank(sources, question, mode, wanted, depth, scope, corpus)
             t3 = time.perf_counter()
             owners, articles = self._articles(sources, ranked, where)
             chunks = {g: ChunkRow(g, h.article_id, 0, h.start, h.end) for g, (_, h) in where.items()}
@@ -103,6 +105,7 @@ class SearchPipeline:
             if len(passages) >= k or len(kept) == len(ranked) or len(ranked) < wanted or wanted >= MAX_CANDIDATES:
                 break
             wanted = min(wanted * STORY_WIDENING, MAX_CANDIDATES)
+            fused_depth = max(fused_depth, wanted)
         passages = [replace(p, also_in=tuple(also_in(p.article.id, views, keys))) for p in passages]
         t4 = time.perf_counter()
         timings = {"filter": (t1 - t0) * 1e3, "embed": (t2 - t1) * 1e3, "retrieve": (t3 - t2) * 1e3,
@@ -113,10 +116,10 @@ class SearchPipeline:
                                 - len({chunks[h.chunk_id].article_id for h in kept})}
         return SearchResult(query, passages, retrieval, timings, owners)
 
-    def _rank(self, sources: list[Source], question: str, mode: str, wanted: int, scope, corpus: CorpusStats | None
-              ) -> tuple[list[Hit], dict[int, tuple[int, ChunkHit]]]:
-        """The top `wanted` chunks of all sources, and the source and chunk behind each global id."""
-        depth = max(wanted, self.fusion.depth) if mode == "hybrid" else wanted
+    def _rank(self, sources: list[Source], question: str, mode: str, wanted: int, depth: int, scope,
+              corpus: CorpusStats | None) -> tuple[list[Hit], dict[int, tuple[int, ChunkHit]]]:
+        """The top `wanted` chunks of all sources (each retriever asked for `depth`), and the source and
+        chunk behind each global id."""
         parts = self._each(sources, lambda i, s: s.hits(question, depth, mode, scope, corpus))
         n = len(sources)
         where = {h.chunk_id * n + i: (i, h) for i, part in enumerate(parts) for rows in part.values() for h in rows}
