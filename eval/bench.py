@@ -378,6 +378,7 @@ def markdown(kind: str, result: dict) -> str:
         return head + (f"{result['articles']} articles (our labelled set and the sample corpus), {result['rounds']} "
                        f"alternated ingests of each variant: stories on {rate['stories_on']} articles/s, off "
                        f"{rate['stories_off']} articles/s, throughput ratio on/off **{result['throughput_ratio_on_over_off']}** "
+                       f"(by this process's CPU time: **{result['cpu_throughput_ratio_on_over_off']}**) "
                        f"(load average {result['load_average']['before']} -> {result['load_average']['after']}); the story "
                        f"step alone: {step['story_ms_per_article']} ms per article\n")
     if kind == "synthetic":
