@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from importlib.util import find_spec
 
 from fastapi import Depends, FastAPI
 
@@ -34,6 +35,10 @@ def create_app(index: str = "default", index_dir: str | None = None, host: str =
         app.include_router(module.router)
     app.include_router(front.shard_router)  # the rounds a sharded front asks (rag/shards.py)
     pages.mount_static(app)
+    if find_spec("mcp"):  # the `mcp` extra: the MCP tools at /mcp (api/mcp.py)
+        from . import mcp
+
+        mcp.mount(app, state)
     metrics.install(app, state)
     request_log.install(app)
     limits.install(app)  # last added is outermost: bodies are counted before anything reads them

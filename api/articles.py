@@ -6,12 +6,12 @@ from dataclasses import asdict
 
 from fastapi import APIRouter, Depends, Query, Request
 
-from rag.articles import LoadFailure, make_article
+from rag.articles import Article, LoadFailure, make_article
 from rag.errors import LoadError
 
 from .auth import require_write
 from .pages import article_page, prefers_html
-from .schemas import ArticlesIn
+from .schemas import ArticleIn, ArticlesIn
 
 router = APIRouter(tags=["articles"])
 
@@ -33,6 +33,11 @@ def get_article(article_id: str, request: Request, index: str | None = None,
     article = request.app.state.newsrag.archive(index).get_article(article_id)
     if prefers_html(request):
         return article_page(article, start, end)
+    return article_json(article)
+
+
+def article_json(article: Article) -> dict:
+    """A stored article as JSON: its fields and extra fields (the MCP tool `get_article` shares it)."""
     body = asdict(article)
     body.pop("origin")  # where this process read it: not part of the stored article
     extra = body.pop("extra")
@@ -41,9 +46,13 @@ def get_article(article_id: str, request: Request, index: str | None = None,
 
 @router.post("/articles", summary="Ingest articles given as JSON", dependencies=[Depends(require_write)])
 def post_articles(body: ArticlesIn, request: Request) -> dict:
-    archive = request.app.state.newsrag.archive(body.index, create=True)
+    return ingest_json(request.app.state.newsrag.archive(body.index, create=True), body.articles)
+
+
+def ingest_json(archive, articles: list[ArticleIn]) -> dict:
+    """Ingest articles given as JSON, each refused one named `articles[n]` (the MCP tool `add_articles` shares it)."""
     items = []
-    for n, raw in enumerate(body.articles):
+    for n, raw in enumerate(articles):
         try:
             items.append(make_article(raw.model_dump(exclude_none=True), f"api-{n}", f"articles[{n}]"))
         except LoadError as exc:

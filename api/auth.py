@@ -91,6 +91,14 @@ def require_write(request: Request) -> None:
         raise HTTPException(403, f"writes without NEWSRAG_API_KEY come from this machine only: {refused}")
 
 
+def holds_write_key(request: Request) -> bool:
+    """Whether the request presents NEWSRAG_API_KEY (False when it is unset): the MCP tools' writes
+    need the key even from this machine."""
+    expected = os.environ.get("NEWSRAG_API_KEY")
+    key = presented_key(request)
+    return bool(expected and key and _matches(key, [expected]))
+
+
 def require_read(request: Request) -> None:
     """Reads: open unless NEWSRAG_READ_KEY is set; then that key (or the write key) is needed."""
     read_key = os.environ.get("NEWSRAG_READ_KEY")

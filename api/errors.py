@@ -53,5 +53,10 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException):
-        code = _HTTP_CODES.get(exc.status_code, "http_error")
-        return JSONResponse(error_body(code, str(exc.detail)), status_code=exc.status_code, headers=exc.headers)
+        return http_error(exc)
+
+
+def http_error(exc: StarletteHTTPException) -> JSONResponse:
+    """An HTTP error (auth, 404, 405, ...) as the envelope, its headers kept (`WWW-Authenticate`)."""
+    code = _HTTP_CODES.get(exc.status_code, "http_error")
+    return JSONResponse(error_body(code, str(exc.detail)), status_code=exc.status_code, headers=exc.headers)

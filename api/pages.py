@@ -35,7 +35,11 @@ def index_page() -> FileResponse:
 
 @router.get("/filters", summary="The sources and date range the page's filters can take")
 def filter_choices(request: Request, index: str | None = None) -> dict:
-    archive = request.app.state.newsrag.archive(index)
+    return sources_json(request.app.state.newsrag.archive(index))
+
+
+def sources_json(archive) -> dict:
+    """The sources with their article counts and the date range (the MCP tool `list_sources` shares it)."""
     first, last = archive.date_range()
     return {"sources": [{"name": name, "articles": n} for name, n in archive.sources().items() if name],
             "date_range": {"from": first, "to": last}}

@@ -1,4 +1,4 @@
-"""The `newsrag` command: ingest, ask, serve, stats, delete, check, eval, bench.
+"""The `newsrag` command: ingest, ask, serve, mcp, stats, delete, check, eval, bench.
 
 Machine-readable output (`--json`) goes to stdout alone; progress and logs go to stderr. Errors are
 one line on stderr with a non-zero exit, never a traceback.
@@ -66,6 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shards", default=None, help="URL,URL: serve a front that merges these shard servers' /search")
     p.add_argument("--workers", type=int, default=1,
                    help="server processes on one port, sharing the memory-mapped index (uvicorn workers)")
+    _index_args(p)
+
+    p = sub.add_parser("mcp", help="serve the MCP tools over stdio, for agents (needs the mcp extra)")
     _index_args(p)
 
     p = sub.add_parser("stats", help="what the index holds")
@@ -215,6 +218,17 @@ def cmd_serve(args) -> int:
     return 0
 
 
+def cmd_mcp(args) -> int:
+    from importlib.util import find_spec
+
+    if not find_spec("mcp"):
+        raise InvalidInput("newsrag mcp needs the mcp extra: pip install 'newsrag[mcp]'")
+    from .mcp_server import serve_stdio
+
+    serve_stdio(args.index, args.index_dir)
+    return 0
+
+
 def cmd_stats(args) -> int:
     from rag.archive import Archive
 
@@ -258,7 +272,7 @@ def cmd_check(args) -> int:
     return 1 if problems else 0
 
 
-COMMANDS = {"ingest": cmd_ingest, "ask": cmd_ask, "serve": cmd_serve, "stats": cmd_stats,
+COMMANDS = {"ingest": cmd_ingest, "ask": cmd_ask, "serve": cmd_serve, "mcp": cmd_mcp, "stats": cmd_stats,
             "delete": cmd_delete, "check": cmd_check}
 
 if __name__ == "__main__":
