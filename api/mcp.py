@@ -44,6 +44,8 @@ Filter = Annotated[FiltersIn | None, Field(description="exact filters on date, s
 Recency = Annotated[Literal["none", "prefer_recent"],
                     Field(description="prefer_recent: a bounded boost for newer articles")]
 AsOf = Annotated[str | None, Field(description="YYYY-MM-DD: 'today' for times the question names (default today)")]
+Dedupe = Annotated[bool, Field(description="one passage group per story, its other outlets in also_in; "
+                                           "false: every copy as its own passage")]
 
 ArticleId = Annotated[str, Field(description="the article_id a passage or answer cites")]
 SpanStart = Annotated[int | None, Field(description="a cited span's start: return only the text around it")]
@@ -65,11 +67,11 @@ def _result(call: Callable[[], dict]) -> dict | CallToolResult:
                               is_error=True)
 
 
-def _query(question: str, k: int, mode: str | None, filters: FiltersIn | None, recency: str,
-           as_of: str | None) -> Query:
+def _query(question: str, k: int, mode: str | None, filters: FiltersIn | None, recency: str, as_of: str | None,
+           dedupe: bool) -> Query:
     validate_question(question, k)  # k up to NEWSRAG_MAX_K, as over HTTP (Query checks only k >= 1)
     return Query.from_json({"question": question, "k": k, "mode": mode, "recency": recency, "as_of": as_of,
-                            "filters": filters.model_dump() if filters else None})
+                            "filters": filters.model_dump() if filters else None, "dedupe": dedupe})
 
 
 def article_slice(article: dict, start: int, end: int, context: int) -> dict:
@@ -90,17 +92,18 @@ def build_server(state: ServerState, writes: bool) -> MCPServer:
 
     @server.tool(annotations=READ_ONLY)
     def answer(question: Question, k: K = 5, mode: Mode = None, filters: Filter = None, recency: Recency = "none",
-               as_of: AsOf = None) -> dict[str, Any]:
+               as_of: AsOf = None, dedupe: Dedupe = True) -> dict[str, Any]:
         """Answer a question from the news archive: the answer sentence and its exact span, the dates in it
         resolved to the calendar, and the numbered passages it cites (the `/answer` JSON)."""
-        return _result(lambda: state.archive().answer(_query(question, k, mode, filters, recency, as_of)))
+        return _result(lambda: state.archive().answer(_query(question, k, mode, filters, recency, as_of, dedupe)))
 
     @server.tool(annotations=READ_ONLY)
     def search(question: Question, k: K = 5, mode: Mode = None, filters: Filter = None, recency: Recency = "none",
-               as_of: AsOf = None) -> dict[str, Any]:
+               as_of: AsOf = None, dedupe: Dedupe = True) -> dict[str, Any]:
         """The passages of the news archive that best match a question, ranked, each with its article's title,
         date, source, url and [start, end) offsets, without an answer (the `/search` JSON)."""
-        return _result(lambda: state.archive().search(_query(question, k, mode, filters, recency, as_of)).to_json())
+        return _result(lambda: state.archive().search(_query(question, k, mode, filters, recency, as_of,
+                                                             dedupe)).to_json())
 
     @server.tool(annotations=READ_ONLY)
     def get_article(article_id: ArticleId, start: SpanStart = None, end: SpanEnd = None,

@@ -358,7 +358,9 @@ class Client:
         try:
             response = self.http.request(method, path, **kwargs)
         except httpx.HTTPError as exc:
-            raise ServerError(f"{method} {self.url}{path} failed: {exc}") from exc
+            unreachable = ServerError(f"{method} {self.url}{path} failed: {exc}")
+            unreachable.status = None  # no reply, so no HTTP status
+            raise unreachable from exc
         if not response.is_success:
             raise error_from(response)
         return response

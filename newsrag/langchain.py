@@ -8,7 +8,7 @@
 
 Each document is one cited passage: `page_content` is the passage text, and `metadata` holds
 `article_id`, `title`, `date`, `url`, `source`, `start`, `end` (`[start, end)` into the stored article),
-`citation` and `score`, so a chain can quote and link what it used.
+`citation`, `score` and `also_in` (the story's other outlets), so a chain can quote and link what it used.
 """
 
 from __future__ import annotations
@@ -36,8 +36,9 @@ class NewsragRetriever(BaseRetriever):
     filters: Filters | None = None
     recency: Literal["none", "prefer_recent"] | None = None
     as_of: str | None = None
+    dedupe: bool | None = None  # False: every copy of a story, not one passage group per story
 
     def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[Document]:
         result = self.client.search(query, k=self.k, mode=self.mode, filters=self.filters, recency=self.recency,
-                                    as_of=self.as_of)
+                                    as_of=self.as_of, dedupe=self.dedupe)
         return [passage_document(p) for p in result.passages]

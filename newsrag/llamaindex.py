@@ -9,7 +9,7 @@
 
 Each node is one cited passage scored as newsrag ranked it: its text, `start_char_idx`/`end_char_idx`
 (`[start, end)` into the stored article) and `metadata` with `article_id`, `title`, `date`, `url`,
-`source`, `start`, `end`, `citation` and `score`.
+`source`, `start`, `end`, `citation`, `score` and `also_in` (the story's other outlets).
 """
 
 from __future__ import annotations
@@ -32,10 +32,11 @@ class NewsragRetriever(BaseRetriever):
     """The passages `POST /search` ranks for the query, with the same options as `/answer`."""
 
     def __init__(self, client: Client, k: int = 5, mode: str | None = None, filters: Filters | None = None,
-                 recency: Literal["none", "prefer_recent"] | None = None, as_of: str | None = None, **kwargs):
+                 recency: Literal["none", "prefer_recent"] | None = None, as_of: str | None = None,
+                 dedupe: bool | None = None, **kwargs):
         super().__init__(**kwargs)
         self.client = client
-        self.options = {"k": k, "mode": mode, "filters": filters, "recency": recency, "as_of": as_of}
+        self.options = {"k": k, "mode": mode, "filters": filters, "recency": recency, "as_of": as_of, "dedupe": dedupe}
 
     def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
         return [passage_node(p) for p in self.client.search(query_bundle.query_str, **self.options).passages]

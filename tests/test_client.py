@@ -86,8 +86,9 @@ def test_the_error_envelope_becomes_the_librarys_exceptions(keyed_server, reader
     with pytest.raises(RequestRefused) as not_allowed:
         reader._json("PUT", "/answer")
     assert not_allowed.value.code == "method_not_allowed" and not_allowed.value.status == 405
-    with Client(f"http://127.0.0.1:{free_port()}") as gone, pytest.raises(ServerError):
+    with Client(f"http://127.0.0.1:{free_port()}") as gone, pytest.raises(ServerError) as unreachable:
         gone.health()
+    assert unreachable.value.status is None and unreachable.value.code == "server_error"
 
 
 def test_writes_need_the_write_key(keyed_server) -> None:

@@ -142,7 +142,8 @@ def test_http_writes_only_with_the_write_key(keyed_server) -> None:
 
     async def write(client) -> tuple:
         added = await client.call_tool("add_articles", {"articles": [article]})
-        found = await client.call_tool("search", {"question": "When did the old river bridge reopen?", "k": 1})
+        found = await client.call_tool("search", {"question": "When did the old river bridge reopen?", "k": 1,
+                                                  "dedupe": False})
         deleted = await client.call_tool("delete_article", {"article_id": "mcp-test"})
         again = await client.call_tool("delete_article", {"article_id": "mcp-test"})
         return await tool_names(client), added, found, deleted, again
@@ -151,6 +152,7 @@ def test_http_writes_only_with_the_write_key(keyed_server) -> None:
     assert tools == READS | WRITES
     assert added.structured_content["ids"]["added"] == ["mcp-test"]
     assert found.structured_content["passages"][0]["article_id"] == "mcp-test"
+    assert found.structured_content["retrieval"]["stories"]["dedupe"] is False
     assert deleted.structured_content == {"deleted": "mcp-test"}
     assert again.is_error and again.structured_content["error"]["code"] == "article_not_found"
 

@@ -55,7 +55,7 @@ def test_a_langchain_chain_cites_the_passage(client) -> None:
 def test_langchain_filters_reach_the_server(client) -> None:
     from newsrag.langchain import NewsragRetriever
 
-    retriever = NewsragRetriever(client=client, k=5, filters={"date_to": "2025-10-01"}, mode="bm25")
+    retriever = NewsragRetriever(client=client, k=5, filters={"date_to": "2025-10-01"}, mode="bm25", dedupe=False)
     docs = retriever.invoke(QUESTION)
     assert docs and all(d.metadata["date"] and d.metadata["date"] <= "2025-10-01" for d in docs)
 
