@@ -244,3 +244,43 @@ def test_served_requests_are_logged_as_json_with_their_request_id(server):
         time.sleep(0.2)
     assert mine and mine[0]["path"] == "/answer" and mine[0]["method"] == "POST" and mine[0]["status"] == 200
     assert mine[0]["ms"] > 0 and mine[0]["level"] == "info"
+
+
+@pytest.fixture(scope="module")
+def syndicated_server(tmp_path_factory, user_corpus):
+    """`newsrag serve` over the sample corpus, the user's article and four reprints of it (issue 19)."""
+    folder = tmp_path_factory.mktemp("web-stories")
+    index_dir = folder / "indexes"
+    reprints = Path(__file__).parent / "data" / "syndicated"
+    ingest = newsrag("ingest", str(sample_corpus_path()), str(user_corpus), str(reprints), index_dir=index_dir,
+                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _, err = ingest.communicate(timeout=300)
+    assert ingest.returncode == 0, err
+    with serving(index_dir, folder / "serve.stderr") as url:
+        yield url
+
+
+def test_reprints_show_as_also_reported_by_and_the_toggle_shows_every_copy(syndicated_server, page):
+    outlets = ["Deccan Ledger", "Eurasia Wire Review", "Capital Times Online", "Morning Gazette"]
+    page.goto(syndicated_server + "/")
+    ask(page, QUESTION)
+    first = page.locator("#citations li.card").first
+    also = first.locator(".also-in")
+    assert also.inner_text().startswith("Also reported by ")
+    assert also.locator("a").count() == 4
+    named = also.inner_text() + first.locator(".meta").inner_text()
+    assert all(o in named for o in outlets), named
+    assert page.locator("#citations li.card").count() == 5
+    assert page.locator("#citations li.card .also-in").count() == 1  # the other four cards are other stories
+    shot(page, "stories.png")
+
+    page.uncheck("#dedupe")  # asks again at once
+    page.wait_for_url("**dedupe=off**")
+    from playwright.sync_api import expect
+
+    expect(page.locator("#citations li.card .also-in")).to_have_count(5)  # every copy its own card
+    sources = " ".join(page.locator("#citations li.card .meta").all_inner_texts())
+    assert all(o in sources for o in outlets), sources
+    page.reload()  # the choice lives in the address
+    page.wait_for_selector("#result:not([hidden])")
+    assert not page.is_checked("#dedupe")
