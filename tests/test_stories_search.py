@@ -128,3 +128,19 @@ def test_the_harness_scores_with_and_without_grouping(tmp_path, user_corpus):
     assert grouped["config"]["dedupe"] is True and every["config"]["dedupe"] is False
     assert grouped["modes"]["hybrid"]["metrics"]["recall@5"] == 1.0
     assert every["modes"]["hybrid"]["metrics"]["recall@5"] == 0.0
+
+
+def test_an_index_made_before_stories_gets_them_when_opened(tmp_path, user_corpus):
+    import sqlite3
+
+    archive = Archive.open("old", tmp_path, create=True)
+    archive.ingest(iter_sources([str(user_corpus), str(REPRINTS_FILE)]))
+    archive.store.close()
+    conn = sqlite3.connect(tmp_path / "old" / "meta.sqlite")  # as an index of the previous format holds
+    conn.executescript("DROP TABLE story_bands; DROP TABLE story_signatures; DELETE FROM meta WHERE key LIKE '%stor%';")
+    conn.close()
+    reopened = Archive.open("old", tmp_path)
+    assert reopened.stats()["stories"] == {"stories": 1, "syndicated_stories": 1, "duplicates": 4}
+    assert reopened.check() == []
+    first = reopened.search(Query(QUESTION, k=5)).passages[0]
+    assert len(first.also_in) == 4
