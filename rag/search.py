@@ -149,23 +149,22 @@ class SearchPipeline:
                   ) -> tuple[dict[str, int], dict[str, Article]]:
         """The ranked chunks' articles, each asked of the source that holds it."""
         owners = {where[h.chunk_id][1].article_id: where[h.chunk_id][0] for h in ranked}
-        wanted: dict[int, list[str]] = {}
-        for article_id, i in owners.items():
-            wanted.setdefault(i, []).append(article_id)
-        articles: dict[str, Article] = {}
-        for found in self._each(sources, lambda i, s: s.articles(sorted(wanted[i])) if i in wanted else {}):
-            articles.update(found)
-        return owners, articles
+        return owners, self._ask_owners(sources, owners, lambda s, ids: s.articles(ids))
 
     def _stories(self, sources: list[Source], owners: dict[str, int]) -> dict[str, StoryView]:
         """Each ranked article's story, asked of the source that holds it."""
+        return self._ask_owners(sources, owners, lambda s, ids: s.stories(ids))
+
+    def _ask_owners(self, sources: list[Source], owners: dict[str, int],
+                    ask: Callable[[Source, list[str]], dict[str, T]]) -> dict[str, T]:
+        """`ask(source, its article ids)` of every source that holds some of `owners`, merged."""
         wanted: dict[int, list[str]] = {}
         for article_id, i in owners.items():
             wanted.setdefault(i, []).append(article_id)
-        views: dict[str, StoryView] = {}
-        for found in self._each(sources, lambda i, s: s.stories(sorted(wanted[i])) if i in wanted else {}):
-            views.update(found)
-        return views
+        out: dict[str, T] = {}
+        for found in self._each(sources, lambda i, s: ask(s, sorted(wanted[i])) if i in wanted else {}):
+            out.update(found)
+        return out
 
     def _hybrid(self, sources: list[Source], question: str, wanted: int, merged: dict[str, list[tuple[int, float]]],
                 where: dict[int, tuple[int, ChunkHit]], corpus: CorpusStats | None) -> list[Hit]:
