@@ -5,7 +5,7 @@ an article gets the id `<id>~copy<c>`, the title `<title> (copy <c>)` (BM25 inde
 each chunk, so no two BM25 documents are equal), and every stored chunk and sentence vector plus
 Gaussian noise of norm `noise`, re-normalised (as `newsrag bench vectors` does, per the contract:
 real embeddings with small noise). Everything is written through `Store.write`, batch by batch,
-and the FAISS and BM25 files are then derived exactly as when any index is opened after a write.
+and its one segment (FAISS and BM25) is then built as when an index of format 2 is first opened.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The `newsrag` command: ingest, ask, serve, mcp, stats, delete, check, eval, bench.
+"""The `newsrag` command: ingest, ask, serve, mcp, stats, delete, check, optimize, eval, bench.
 
 Machine-readable output (`--json`) goes to stdout alone; progress and logs go to stderr. Errors are
 one line on stderr with a non-zero exit, never a traceback.
@@ -82,6 +82,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("check", help="exit 0 only when FAISS, BM25 and SQLite agree")
     _index_args(p)
 
+    p = sub.add_parser("optimize", help="merge every segment into one, dropping deleted chunks")
+    p.add_argument("--json", action="store_true")
+    _index_args(p)
+
     sub.add_parser("eval", help="evaluate on a dataset (see `newsrag eval --help`)", add_help=False)
     sub.add_parser("bench", help="benchmarks (see `newsrag bench --help`)", add_help=False)
     return parser
@@ -116,6 +120,7 @@ def cmd_ingest(args) -> int:
     paths = list(args.paths) + ([str(sample_corpus_path())] if args.sample else [])
     if not paths:
         raise InvalidInput("name at least one PATH (file, folder, glob or -), or --sample")
+    archive = None
     if args.shards is not None:
         from rag.shards import ingest_sharded
 
@@ -139,6 +144,8 @@ def cmd_ingest(args) -> int:
               f"{summary['truncated_chunks']} truncated, {summary['seconds']:.1f} s", file=sys.stderr)
     for failure in report.failed:
         print(f"newsrag: failed: {failure.source}: {failure.reason}", file=sys.stderr)
+    if archive is not None:
+        archive.wait_for_merges()  # durable and visible already; the merges only tidy the segments
     return 0 if not report.failed or (report.added or report.replaced or report.unchanged) else 1
 
 
@@ -254,8 +261,22 @@ def cmd_stats(args) -> int:
 def cmd_delete(args) -> int:
     from rag.archive import Archive
 
-    Archive.open(args.index, args.index_dir).delete(args.id)
+    archive = Archive.open(args.index, args.index_dir)
+    archive.delete(args.id)
     print(f"deleted {args.id}", file=sys.stderr)
+    archive.wait_for_merges()
+    return 0
+
+
+def cmd_optimize(args) -> int:
+    from rag.archive import Archive
+
+    done = Archive.open(args.index, args.index_dir).optimize()
+    if args.json:
+        print(json.dumps(done))
+    else:
+        print(f"{done['segments_before']} segments merged into {done['segments']} ({done['chunks']} chunks) "
+              f"in {done['seconds']:.1f} s", file=sys.stderr)
     return 0
 
 
@@ -273,7 +294,7 @@ def cmd_check(args) -> int:
 
 
 COMMANDS = {"ingest": cmd_ingest, "ask": cmd_ask, "serve": cmd_serve, "mcp": cmd_mcp, "stats": cmd_stats,
-            "delete": cmd_delete, "check": cmd_check}
+            "delete": cmd_delete, "check": cmd_check, "optimize": cmd_optimize}
 
 if __name__ == "__main__":
     sys.exit(main())

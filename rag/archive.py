@@ -10,17 +10,20 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Iterable
 
+import numpy as np
+
 from .articles import Article, LoadFailure
 from .embedding import shared_embedder
 from .errors import ArticleNotFound, IndexLocked, IndexMismatch, IndexNotFound
-from .generations import DEFAULT_INDEX, FORMAT_VERSION, Generations, check_index_name, exclusive_lock, index_root
+from .generations import DEFAULT_INDEX, FORMAT_VERSION, READS, Generations, check_index_name, exclusive_lock, index_root
 from .ingest import BatchPreparer, IngestReport, Preparer, Progress, commit, todo_batches
 from .query import Query
 from .reader import load_reader, reader_identity
 from .search import SearchPipeline, SearchResult
 from .settings import Settings
-from .source import Derived, LocalSource
-from .store import Store
+from .segments import Derived
+from .source import LocalSource
+from .store import COUNTED, Store
 
 class Archive:
     """An opened index: ingest, delete, search, answer, and read articles."""
@@ -55,9 +58,9 @@ class Archive:
     @classmethod
     def _reopen(cls, path: Path, model: str | None, settings: Settings | None) -> "Archive":
         name, manifest = path.name, Generations.read_manifest(path)
-        if manifest.get("format_version") != FORMAT_VERSION:
+        if manifest.get("format_version") not in READS:
             raise IndexMismatch(
-                f"index {name!r} has format {manifest.get('format_version')}, this newsrag reads {FORMAT_VERSION}; "
+                f"index {name!r} has format {manifest.get('format_version')}, this newsrag reads formats {READS}; "
                 f"re-ingest the articles into a new index")
         wanted = model or os.environ.get("NEWSRAG_MODEL") or manifest["model"]
         if wanted != manifest["model"]:
@@ -99,13 +102,14 @@ class Archive:
 
     # --- writes ------------------------------------------------------------------------------
     def ingest(self, items: Iterable[Article | LoadFailure], progress: Progress = None,
-               prepare_batches: BatchPreparer | None = None) -> IngestReport:
-        """Add, replace or skip each article; commit in batches; publish derived files once.
+               prepare_batches: BatchPreparer | None = None, merge: bool = True) -> IngestReport:
+        """Add, replace or skip each article; commit in batches; publish one new segment at the end.
 
-        Readers keep the last complete state until the end, when the new one is swapped in whole.
-        Each batch is durable once committed; after a crash the index opens with those batches.
+        Readers keep the last complete set of segments until the end, when the new one is swapped in
+        whole. Each batch is durable once committed; after a crash the index opens with those batches.
         `prepare_batches` turns the stream of to-do batches into prepared batches, in order: by
         default this process's `Preparer`; rag.distributed passes one that runs it on Ray workers.
+        Tiered merges then run in the background (`wait_for_merges`), unless `merge` is false.
         """
         report, started = IngestReport(), time.perf_counter()
         prepare = prepare_batches or (lambda batches, rep: (self.preparer.prepare(b, rep) for b in batches))
@@ -114,13 +118,16 @@ class Archive:
             pending = self.generations.begin_write()
             for prepared in prepare(todo_batches(self.store, items, report, progress), report):
                 commit(self.store, prepared, pending, report, progress)
-            if pending.vectors is not None:
+            if pending.changed:
                 self.generations.finish_write(pending)
+        if pending.changed and merge:
+            self.generations.merge_soon()
         report.seconds = time.perf_counter() - started
         return report
 
-    def delete(self, article_id: str) -> None:
-        """Remove an article with its chunks from SQLite, FAISS and BM25, in one transaction."""
+    def delete(self, article_id: str, merge: bool = True) -> None:
+        """Remove an article with its chunks from SQLite in one transaction; its chunks become deleted
+        ids of the segments that hold them (the model is never loaded). Then as `ingest`."""
         with self.generations.write_lock():
             self.store.place_unplaced()
             pending = self.generations.begin_write()
@@ -128,6 +135,23 @@ class Archive:
             _, removed = self.store.write([], [article_id])
             pending.apply(removed, [])
             self.generations.finish_write(pending)
+        if merge:
+            self.generations.merge_soon()
+
+    def optimize(self) -> dict:
+        """Merge every segment into one without deleted chunks (`newsrag optimize`); waits for any
+        running merge first. Readers and writers go on meanwhile."""
+        before = len(self.derived().segments)
+        self.generations.wait_for_merges()
+        started = time.perf_counter()
+        self.generations.merge(everything=True)
+        derived = self.derived()
+        return {"segments_before": before, "segments": len(derived.segments), "chunks": len(derived.vectors),
+                "seconds": round(time.perf_counter() - started, 3)}
+
+    def wait_for_merges(self) -> None:
+        """Let this process's background merges finish (a CLI command, before it exits)."""
+        self.generations.wait_for_merges()
 
     # --- reads -------------------------------------------------------------------------------
     def get_article(self, article_id: str) -> Article:
@@ -169,25 +193,36 @@ class Archive:
                 "sentences": self.count("sentences"), "date_range": list(self.date_range()), "sources": self.sources(),
                 "stories": self.store.story_counts(),
                 "index_type": derived.vectors.kind, "generation": derived.generation, "size_bytes": size,
+                "segments": [s.entry() for s in derived.segments],
                 "settings": self.settings.to_json(), "settings_differ_from_manifest": built.differences(self.settings)}
 
     def check(self) -> list[str]:
-        """Problems found when FAISS, BM25 and SQLite are compared (empty when they agree).
-
-        Waits for a running writer, so it compares settled states.
-        """
+        """Problems found when every segment's FAISS and BM25 files are compared with SQLite (empty
+        when they agree). Waits for a running writer, so it compares settled states."""
         with self.generations.write_lock():
             derived = self.generations.refresh(locked=True)
             sql_ids, orphans, chunkless = self.store.integrity()
             problems = self.store.check_stories()
-        faiss_all = derived.vectors.ids().tolist()
-        faiss_ids, bm25_ids = set(faiss_all), set(derived.lexical.ids.tolist())
-        for name, ids in (("FAISS", faiss_ids), ("BM25", bm25_ids)):
-            if ids != sql_ids:
-                problems.append(f"{name} and SQLite differ: {len(ids - sql_ids)} ids only in {name}, "
-                                f"{len(sql_ids - ids)} only in SQLite")
-        if len(faiss_all) != len(faiss_ids):
-            problems.append(f"FAISS holds {len(faiss_all) - len(faiss_ids)} duplicate ids")
+            kept, counted = {t: self.store.count(t) for t in COUNTED}, self.store.recount()
+        if kept != counted:
+            problems.append(f"the counts kept in SQLite's meta {kept} are not the rows {counted}")
+        live: list[np.ndarray] = []
+        for s in derived.segments:
+            faiss_ids, bm25_ids = np.sort(s.vectors.ids()), np.sort(np.asarray(s.lexical.ids))
+            if not np.array_equal(faiss_ids, bm25_ids):
+                problems.append(f"segment {s.name}: FAISS and BM25 hold different chunk ids")
+            if len(bm25_ids) and (bm25_ids[0] < s.first or bm25_ids[-1] > s.last):
+                problems.append(f"segment {s.name}: chunk ids outside its range [{s.first}, {s.last}]")
+            if not np.isin(s.deleted, bm25_ids).all():
+                problems.append(f"segment {s.name}: deletes chunks it does not hold")
+            live.append(s.live_ids())
+        ids = np.concatenate(live) if live else np.zeros(0, dtype=np.int64)
+        segment_ids = set(ids.tolist())
+        if segment_ids != sql_ids:
+            problems.append(f"the segments and SQLite differ: {len(segment_ids - sql_ids)} ids only in the segments, "
+                            f"{len(sql_ids - segment_ids)} only in SQLite")
+        if len(ids) != len(segment_ids):
+            problems.append(f"{len(ids) - len(segment_ids)} chunk ids are live in two segments")
         if orphans:
             problems.append(f"{orphans} chunks have no article")
         if chunkless:

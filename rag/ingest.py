@@ -99,13 +99,13 @@ def _changed(store: Store, batch: list[Article], report: IngestReport, progress:
 
 def commit(store: Store, prepared: list[PreparedArticle], pending: PendingWrite, report: IngestReport,
            progress: Progress) -> None:
-    """Commit one prepared batch in one SQLite transaction and into the writer's FAISS copy;
-    `progress` hears of it once committed."""
+    """Commit one prepared batch in one SQLite transaction and note what it changed for the segments
+    the write publishes at its end; `progress` hears of it once committed."""
     if not prepared:
         return
     existing = store.content_hashes(p.article.id for p in prepared)
     new_ids, removed = store.write(prepared, [])
-    pending.apply(removed, [(np.asarray(new_ids[p.article.id], dtype=np.int64), p.chunk_vectors) for p in prepared])
+    pending.apply(removed, [cid for p in prepared for cid in new_ids[p.article.id]])
     for p in prepared:
         (report.replaced if p.article.id in existing else report.added).append(p.article.id)
     if progress:

@@ -5,14 +5,14 @@ scaffolding ("what", "did", "how many") is dropped from the query before scoring
 topic, yet matches every passage that happens to use it. k1 = 0.9 (term frequency saturates
 sooner than bm25s's 1.5). Each choice measured better on the tune halves (eval/RESULTS.md).
 
-bm25s builds a static sparse matrix, so the index is rebuilt from the chunk texts on every write
-(milliseconds for thousands of chunks) and saved beside the FAISS file under the same generation.
+bm25s builds a static sparse matrix, so one `LexicalIndex` is one immutable segment (rag/segments.py):
+a write indexes only the chunks it adds, and the segments are scored as one collection.
 
-Shards score with the statistics of the whole collection (`CorpusStats`): bm25s stores, per (term,
+Shards and segments score with the statistics of the whole collection (`CorpusStats`): bm25s stores, per (term,
 document), score = idf * tf / (tf + k1 * (1 - b + b * dl / avgdl)) (its "lucene" variant) in float32;
 with the shard's own idf, avgdl and each document's length (`lengths.npy`) the integer tf comes back
 exactly, and is scored again with the global idf and avgdl by the same float operations bm25s uses,
-so a shard's scores equal one big index's bit for bit.
+so a shard's (or segment's) scores equal one big index's bit for bit.
 """
 
 from __future__ import annotations
@@ -67,6 +67,18 @@ class CorpusStats:
     @classmethod
     def from_json(cls, doc: dict) -> "CorpusStats":
         return cls(int(doc["documents"]), int(doc["length"]), {str(t): int(n) for t, n in doc["df"].items()})
+
+
+def top_rows(scores: np.ndarray, k: int) -> np.ndarray:
+    """The rows of the k highest scores, by score then row: ties are cut and ordered by row (chunk
+    id order), so segments merged by (score, id) rank exactly as one index does."""
+    k = min(k, len(scores))
+    if k <= 0:
+        return np.zeros(0, dtype=np.int64)
+    kth = np.partition(scores, len(scores) - k)[len(scores) - k]
+    above = np.flatnonzero(scores > kth)
+    top = np.concatenate([above, np.flatnonzero(scores == kth)[: k - len(above)]])
+    return top[np.lexsort((top, -scores[top]))]
 
 
 class LexicalIndex:
@@ -126,7 +138,8 @@ class LexicalIndex:
         retriever = bm25s.BM25.load(str(folder), mmap=mmap, show_progress=False) if len(ids) else bm25s.BM25()
         return cls(retriever, ids, lengths)
 
-    def query_tokens(self, text: str) -> list[str]:
+    @staticmethod
+    def query_tokens(text: str) -> list[str]:
         """The question's stemmed, stopword-free terms (the documents' analysis), question words dropped."""
         import bm25s
 
@@ -161,15 +174,23 @@ class LexicalIndex:
         indptr = self.retriever.scores["indptr"] if len(self.ids) else ()
         return slice(int(indptr[i]), int(indptr[i + 1])) if i is not None and i + 1 < len(indptr) else None
 
-    def stats(self, terms: list[str]) -> CorpusStats:
-        """This index's share of the collection statistics for `terms` (a shard reports these)."""
+    def stats(self, terms: list[str], live: np.ndarray | None = None) -> CorpusStats:
+        """This index's share of the collection statistics for `terms` (a shard reports these);
+        `live` (one bool per row) counts only those rows (a segment's chunks not deleted since)."""
         if self.lengths is None:
             raise ValueError("document lengths are missing: set `lengths` (token_lengths) first")
         df = {}
         for term in dict.fromkeys(terms):
             column = self._column(term)
-            df[term] = column.stop - column.start if column else 0
-        return CorpusStats(len(self.ids), int(self.lengths.sum()), df)
+            if column is None:
+                df[term] = 0
+            elif live is None:
+                df[term] = column.stop - column.start
+            else:
+                df[term] = int(np.count_nonzero(live[np.asarray(self.retriever.scores["indices"][column])]))
+        if live is None:
+            return CorpusStats(len(self.ids), int(self.lengths.sum()), df)
+        return CorpusStats(int(np.count_nonzero(live)), int(np.asarray(self.lengths)[live].sum()), df)
 
     def _global_scores(self, terms: list[str], corpus: CorpusStats) -> np.ndarray:
         """Every document's score under the collection's statistics: tf recovered from this index's
@@ -192,10 +213,11 @@ class LexicalIndex:
         return scores
 
     def search(self, text: str, k: int, allowed: np.ndarray | None = None,
-               corpus: CorpusStats | None = None) -> list[tuple[int, float]]:
+               corpus: CorpusStats | None = None, live: np.ndarray | None = None) -> list[tuple[int, float]]:
         """Top-k (chunk id, score) with score > 0; `allowed` (chunk ids) filters before ranking.
-        With `corpus` (the whole collection's stats for the question's terms, as summed over shards)
-        documents score as they would in one index of the whole collection."""
+        With `corpus` (the whole collection's stats for the question's terms, as summed over shards
+        or segments) documents score as they would in one index of the whole collection; `live` (one
+        bool per row) leaves out a segment's deleted chunks."""
         if not len(self.ids):
             return []
         if corpus is None:
@@ -211,7 +233,6 @@ class LexicalIndex:
             mask = np.zeros(len(self.ids), dtype=bool)
             mask[self._rows(allowed)] = True
             scores = np.where(mask, scores, 0.0)
-        k = min(k, len(scores))
-        top = np.argpartition(-scores, k - 1)[:k]
-        top = top[np.argsort(-scores[top], kind="stable")]
-        return [(int(self.ids[i]), float(scores[i])) for i in top if scores[i] > 0]
+        if live is not None:
+            scores = np.where(live, scores, 0.0)
+        return [(int(self.ids[i]), float(scores[i])) for i in top_rows(scores, k) if scores[i] > 0]

@@ -26,10 +26,10 @@ from .lexical import CorpusStats, LexicalIndex
 from .query import Filters
 from .rescore import ChunkContext, RescoreWeights
 from .retrieval import Hit, second_stage
+from .segments import Derived, SegmentedLexical
 from .store import SentenceRow, Store
 from .stories import StoryView
 from .terms import question_terms, stems
-from .vectors import VectorIndex
 
 
 @dataclass(frozen=True)
@@ -92,18 +92,9 @@ def query_vector(embedder: Embedder, question: str) -> np.ndarray:
     return vector
 
 
-def weighed_terms(lexical: LexicalIndex, question: str) -> list[str]:
+def weighed_terms(lexical: LexicalIndex | SegmentedLexical, question: str) -> list[str]:
     """Every term either BM25 or the second stage weighs for this question."""
     return list(dict.fromkeys([*lexical.query_tokens(question), *question_terms(question, stems)]))
-
-
-@dataclass(frozen=True)
-class Derived:
-    """One complete FAISS + BM25 state built from SQLite generation `generation`; never edited once shared."""
-
-    generation: int
-    vectors: VectorIndex
-    lexical: LexicalIndex
 
 
 class LocalSource:
@@ -130,14 +121,9 @@ class LocalSource:
             return None
         return self.store.chunk_ids_matching(filters)
 
-    def lexical(self) -> LexicalIndex:
-        """The BM25 index, with document lengths (computed from SQLite once for folders saved before
-        lengths were stored)."""
-        lexical = self.derived().lexical
-        if lexical.lengths is None:
-            texts = dict(self.store.iter_chunk_texts())
-            lexical.lengths = LexicalIndex.token_lengths([texts.get(int(c), "") for c in lexical.ids])
-        return lexical
+    def lexical(self) -> SegmentedLexical:
+        """The BM25 segments, scored as one collection."""
+        return self.derived().lexical
 
     def plan(self, question: str, dated: Filters | None, with_stats: bool) -> SourcePlan:
         stats = None
@@ -156,8 +142,7 @@ class LocalSource:
         if mode != "bm25":
             found["dense"] = derived.vectors.search(query_vector(self.embedder, question), depth, allowed)
         if mode != "dense":
-            lexical = derived.lexical if corpus is None else self.lexical()
-            found["bm25"] = lexical.search(question, depth, allowed, corpus)
+            found["bm25"] = derived.lexical.search(question, depth, allowed, corpus)
         rows = self.store.chunks_by_id({cid for part in found.values() for cid, _ in part})
         return {kind: [ChunkHit(cid, rows[cid].article_id, rows[cid].start, rows[cid].end, score)
                        for cid, score in part if cid in rows] for kind, part in found.items()}
@@ -165,6 +150,8 @@ class LocalSource:
     def rescore(self, question: str, candidates: list[tuple[int, float | None]],
                 corpus: CorpusStats | None) -> dict[int, tuple[float, float]]:
         derived = self.derived()
+        if corpus is None and not derived.lexical.whole:  # several segments: their summed idf, as BM25 uses
+            corpus = derived.lexical.stats(weighed_terms(derived.lexical, question))
         head = [Hit(cid, 0.0, dense_score=dense) for cid, dense in candidates]
         out = second_stage(head, query_vector(self.embedder, question), question, derived.vectors, derived.lexical,
                            self.contexts, self.weights, corpus.term_weights() if corpus else None)

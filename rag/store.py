@@ -103,6 +103,9 @@ def _vector(blob: bytes) -> np.ndarray:
     return np.frombuffer(blob, dtype=np.float32)
 
 
+COUNTED = ("articles", "chunks", "sentences")
+
+
 class Store:
     """Thread-safe access to one index's `meta.sqlite` (a connection per thread, WAL mode)."""
 
@@ -195,8 +198,19 @@ class Store:
         return [dict(zip(keys, row)) for row in rows]
 
     def count(self, table: str) -> int:
-        assert table in ("articles", "chunks", "sentences")
-        return self.connect().execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+        """Rows of articles, chunks or sentences: kept in `meta` by every write (counting a million
+        rows costs a scan, and every write and /health asked); counted once for an older index."""
+        assert table in COUNTED
+        return self._counts(self.connect())[table]
+
+    def _counts(self, conn: sqlite3.Connection) -> dict[str, int]:
+        stored = self.get_meta("counts")
+        return self.recount(conn) if stored is None else json.loads(stored)
+
+    def recount(self, conn: sqlite3.Connection | None = None) -> dict[str, int]:
+        """The rows counted now (what `check` compares the kept counts with)."""
+        conn = conn or self.connect()
+        return {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in COUNTED}
 
     def date_range(self) -> tuple[str | None, str | None]:
         return tuple(self.connect().execute("SELECT min(date), max(date) FROM articles").fetchone())
@@ -249,6 +263,11 @@ class Store:
             params).fetchall()
         return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
 
+    def chunk_ids_between(self, first: int = 0, last: int = 2 ** 63 - 1) -> np.ndarray:
+        """The stored chunk ids in [first, last], ascending (a range scan of the primary key)."""
+        rows = self.connect().execute("SELECT id FROM chunks WHERE id BETWEEN ? AND ? ORDER BY id", (first, last))
+        return np.fromiter((r[0] for r in rows), dtype=np.int64)
+
     def integrity(self) -> tuple[set[int], int, int]:
         """Every stored chunk id, chunks without an article, and articles without chunks (half-written)."""
         conn = self.connect()
@@ -273,21 +292,25 @@ class Store:
         rows = self.connect().execute(f"SELECT id, vector FROM chunks WHERE id IN ({marks})", ids).fetchall()
         return {r[0]: _vector(r[1]) for r in rows}
 
-    def iter_chunk_vectors(self, batch: int = 10000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """All (ids, vectors) in batches, for rebuilding the FAISS index."""
-        cursor = self.connect().execute("SELECT id, vector FROM chunks ORDER BY id")
+    def iter_chunk_vectors(self, batch: int = 10000, first: int = 0,
+                           last: int = 2 ** 63 - 1) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(ids, vectors) of the chunks with ids in [first, last] in batches, for building FAISS files."""
+        cursor = self.connect().execute("SELECT id, vector FROM chunks WHERE id BETWEEN ? AND ? ORDER BY id",
+                                        (first, last))
         while rows := cursor.fetchmany(batch):
             ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
             yield ids, np.vstack([_vector(r[1]) for r in rows])
 
-    def iter_chunk_texts(self) -> Iterator[tuple[int, str]]:
-        """All (chunk id, BM25 document text), for rebuilding BM25: the title, then the chunk text
-        (the title alone is skipped when the chunk starts with it, as for the embedding input)."""
+    def iter_chunk_texts(self, first: int = 0, last: int = 2 ** 63 - 1) -> Iterator[tuple[int, str]]:
+        """(chunk id, BM25 document text) of the chunks with ids in [first, last], for building BM25:
+        the title, then the chunk text (the title alone is skipped when the chunk starts with it, as
+        for the embedding input)."""
         cursor = self.connect().execute(
             'SELECT c.id, CASE WHEN a.title = \'\' OR substr(a.text, c.start + 1, length(a.title)) = a.title'
             ' THEN substr(a.text, c.start + 1, c."end" - c.start)'
             ' ELSE a.title || char(10) || substr(a.text, c.start + 1, c."end" - c.start) END'
-            " FROM chunks c JOIN articles a ON a.id = c.article_id ORDER BY c.id"
+            " FROM chunks c JOIN articles a ON a.id = c.article_id WHERE c.id BETWEEN ? AND ? ORDER BY c.id",
+            (first, last),
         )
         yield from cursor
 
@@ -332,10 +355,15 @@ class Store:
             touched = deletes + [p.article.id for p in upserts]
             removed_ids = self.chunk_ids_for(touched)
             vacated = set(self.story_ids(touched).values()) if self.stories else set()  # before the cascade
+            counts = self._counts(conn)
+            counts["chunks"] += sum(len(p.chunks) for p in upserts) - len(removed_ids)
+            counts["sentences"] += sum(len(p.sentences) for p in upserts) - sum(
+                r[0] for r in _in_batches(conn, "SELECT count(*) FROM sentences WHERE article_id IN ({})", touched))
+            counts["articles"] += len(upserts)
             for i in range(0, len(touched), 500):
                 part = touched[i: i + 500]
                 marks = ",".join("?" * len(part))
-                conn.execute(f"DELETE FROM articles WHERE id IN ({marks})", part)
+                counts["articles"] -= conn.execute(f"DELETE FROM articles WHERE id IN ({marks})", part).rowcount
             for prepared in upserts:
                 a = prepared.article
                 conn.execute(
@@ -366,6 +394,7 @@ class Store:
                 )
             if self.stories:
                 self._place(conn, {p.article.id: p.article.text for p in upserts}, vacated)
+            self.set_meta("counts", json.dumps(counts), conn)
             self.set_meta("generation", str(self.generation + 1), conn)
             conn.execute("COMMIT")
         except BaseException:

@@ -7,7 +7,7 @@ Two kinds share one interface: `flat-ip` (an `IndexIDMap2` over `IndexFlatIP`, e
 384-d chunk) and `ivf-fp16` (an `IndexIVFScalarQuantizer` with float16 codes, 0.8 kB per chunk, which
 scans `nprobe` of `nlist` clusters). 8-bit codes (0.4 kB) were measured too: their rounding capped
 recall@10 at 0.95 at 1M chunks whatever nprobe, so float16 it is. `for_size` picks the kind from
-the chunk count; the threshold and IVF parameters were measured with `newsrag bench vectors`
+a segment's chunk count; the threshold and IVF parameters were measured with `newsrag bench vectors`
 (eval/RESULTS.md, "Performance"). Loaded indexes are memory-mapped, so processes serving one index
 folder share the vectors (docs/scaling.md, read scaling).
 """
@@ -43,11 +43,12 @@ def one_openmp_thread() -> None:
 
 
 class VectorIndex:
-    """Add, remove by id, search (optionally within allowed ids), save, load; one of two kinds."""
+    """Add, search (within allowed ids, or without excluded ones), save, load; one of two kinds.
+    One is one segment's (rag/segments.py): deleted chunks are excluded at search, never removed."""
 
     def __init__(self, index: "faiss.Index", mapped: bool = False):
         self.index = index
-        self.mapped = mapped  # read from a memory-mapped file: never edit in place, `copy` first
+        self.mapped = mapped  # read from a memory-mapped file: never edit it (a segment is immutable)
 
     @classmethod
     def empty(cls, dimension: int) -> "VectorIndex":
@@ -96,10 +97,6 @@ class VectorIndex:
         if len(ids):
             self.index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), np.asarray(ids, dtype=np.int64))
 
-    def remove(self, ids: list[int]) -> None:
-        if len(ids):
-            self.index.remove_ids(np.asarray(ids, dtype=np.int64))
-
     def ids(self) -> np.ndarray:
         """Every stored id (for consistency checks)."""
         if not isinstance(self.index, faiss.IndexIVF):
@@ -109,24 +106,10 @@ class VectorIndex:
                  for i in range(self.index.nlist) if lists.list_size(i)]
         return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, dtype=np.int64)
 
-    def vectors(self) -> tuple[np.ndarray, np.ndarray]:
-        """(ids, vectors) of an exact index, for converting it to an approximate one."""
-        flat = faiss.downcast_index(self.index.index)
-        return self.ids(), faiss.vector_to_array(flat.codes).view(np.float32).reshape(-1, self.dimension)
-
-    def fitted(self, approximate_from: int) -> "VectorIndex":
-        """This index, or an approximate copy once an exact one has grown past `approximate_from`."""
-        if self.kind != "flat-ip" or len(self) < approximate_from:
-            return self
-        ids, vectors = self.vectors()
-        picks = np.random.default_rng(0).choice(len(ids), sample_size(len(ids)), replace=False)
-        out = VectorIndex.approximate(self.dimension, vectors[np.sort(picks)], len(ids))
-        for i in range(0, len(ids), 100_000):
-            out.add(ids[i: i + 100_000], vectors[i: i + 100_000])
-        return out
-
-    def search(self, query: np.ndarray, k: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
-        """Top-k (chunk id, cosine); `allowed` restricts the search to those ids before ranking.
+    def search(self, query: np.ndarray, k: int, allowed: np.ndarray | None = None,
+               excluded: np.ndarray | None = None) -> list[tuple[int, float]]:
+        """Top-k (chunk id, cosine); `allowed` restricts the search to those ids before ranking;
+        `excluded` (a segment's deleted ids, used when nothing is `allowed`) leaves those out.
 
         With the approximate index a narrow filter may leave the probed clusters with fewer than k
         allowed chunks; the search then probes every cluster, so k are still returned when k exist."""
@@ -138,6 +121,10 @@ class VectorIndex:
             if not len(allowed):
                 return []
             selector = faiss.IDSelectorBatch(np.asarray(allowed, dtype=np.int64))
+        elif excluded is not None and len(excluded):
+            inner = faiss.IDSelectorBatch(np.asarray(excluded, dtype=np.int64))
+            selector = faiss.IDSelectorNot(inner)
+            selector.referenced = inner  # the NOT selector only points at it: keep it alive
         k = min(k, len(self) if allowed is None else min(len(self), len(allowed)))
         query = query.reshape(1, -1).astype(np.float32)
         if not isinstance(self.index, faiss.IndexIVF):
@@ -156,13 +143,6 @@ class VectorIndex:
 
     def save(self, path: Path) -> None:
         faiss.write_index(self.index, str(path))
-
-    def copy(self) -> "VectorIndex":
-        """A private in-memory copy a writer may edit. FAISS 1.15 crashes cloning a memory-mapped
-        index (flat or IVF, measured), so a mapped one is copied through serialisation."""
-        if self.mapped:
-            return VectorIndex(faiss.deserialize_index(faiss.serialize_index(self.index)))
-        return VectorIndex(faiss.clone_index(self.index))
 
     @classmethod
     def load(cls, path: Path, mmap: bool = True) -> "VectorIndex":

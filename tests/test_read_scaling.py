@@ -72,7 +72,7 @@ def _mapped(pid: int) -> set[str]:
         lines = Path(f"/proc/{pid}/maps").read_text().splitlines()
     except OSError:
         return set()
-    return {line.split(maxsplit=5)[5] for line in lines if "/derived-" in line}
+    return {line.split(maxsplit=5)[5] for line in lines if "/segments/" in line}
 
 
 def _rss_kb(pid: int) -> dict[str, int]:

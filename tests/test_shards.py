@@ -98,9 +98,10 @@ def test_summed_statistics_of_one_index_reproduce_its_own_scores(indexes):
         assert big.search(question, len(big), None, own) == big.search(question, len(big))
 
 
-def test_bm25_folders_are_mapped_and_older_folders_without_lengths_still_merge_exactly(indexes, tmp_path):
-    """Derived folders written before `lengths.npy` existed still open; a shard then computes the
-    lengths from SQLite when first asked, and the merge stays exact."""
+def test_bm25_files_are_mapped_and_format_2_shards_still_merge_exactly(indexes, tmp_path):
+    """Shards written in format 2 (one `derived-<generation>` folder, no segments) still open: their
+    segments are built from SQLite, memory-mapped, and the merge stays exact."""
+    import json
     import shutil
 
     import numpy as np
@@ -108,15 +109,22 @@ def test_bm25_folders_are_mapped_and_older_folders_without_lengths_still_merge_e
     root, whole, _, _ = indexes
     for name in shard_names("split", SHARDS):
         shutil.copytree(root / name, tmp_path / name)
-    for folder in tmp_path.glob("split.shard-*/derived-*/bm25"):
-        (folder / "lengths.npy").unlink()
+        folder = tmp_path / name
+        shutil.rmtree(folder / "segments")
+        (folder / "segments.json").unlink()
+        manifest = json.loads((folder / "manifest.json").read_text())
+        (folder / f"derived-{manifest['generation']}").mkdir()
+        (folder / "manifest.json").write_text(json.dumps({**manifest, "format_version": 2}))
     old = ShardedArchive.open("split", SHARDS, str(tmp_path))
     for shard in old.pipeline.sources:
-        lexical = shard.derived().lexical
-        assert lexical.lengths is None and isinstance(lexical.retriever.scores["data"], np.memmap)
+        (segment,) = shard.derived().segments
+        assert isinstance(segment.lexical.retriever.scores["data"], np.memmap)
     for question in QUESTIONS:
         expected = whole.search(Query(question, 5, "bm25", as_of=AS_OF)).passages
         assert _same(old.search(Query(question, 5, "bm25", as_of=AS_OF)).passages, expected), question
+    for name in shard_names("split", SHARDS):
+        assert not list((tmp_path / name).glob("derived-*"))
+        assert json.loads((tmp_path / name / "manifest.json").read_text())["format_version"] == 3
 
 
 @pytest.mark.parametrize("fusion", sorted(FUSIONS))
