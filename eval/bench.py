@@ -1,4 +1,4 @@
-"""`newsrag bench ingest|query|vectors|langchain|synthetic|long|stories`: throughput, latency and memory, as JSON and Markdown.
+"""`newsrag bench ingest|query|vectors|langchain|synthetic|writes|long|stories`: throughput, latency and memory, as JSON and Markdown.
 
 - ingest: `Archive.ingest` end to end on a fresh index beside the bare model encoding the same texts
   in the same process (the ratio is the pipeline's overhead);
@@ -10,6 +10,8 @@
 - synthetic: an index of 100k or 1M chunks made of copies of a built one (eval/synthetic.py), for `query`;
 - stories: ingest with the near-duplicate step (rag/stories.py) on and off, alternated, and the step's own
   cost per article (eval/stories.py, issue 19);
+- writes: one-article ingest and delete, to durable and visible, on synthetic indexes of growing size
+  (eval/writes.py, issue 17);
 - long: one article of 1,000,000 chars: sentence splitting at 10k/100k/1M chars, and its ingest beside the
   bare model encoding the same text (work must grow linearly with an article, issue 13).
 
@@ -381,6 +383,22 @@ def markdown(kind: str, result: dict) -> str:
                        f"(by this process's CPU time: **{result['cpu_throughput_ratio_on_over_off']}**) "
                        f"(load average {result['load_average']['before']} -> {result['load_average']['after']}); the story "
                        f"step alone: {step['story_ms_per_article']} ms per article\n")
+    if kind == "writes":
+        lines = ["| chunks | segments before/after | ingest s (median, max) | its embedding s (median) | delete s (median, max) "
+                 "| another open sees it, s | load |", "|---|---|---|---|---|---|---|"]
+        for r in result["sizes"]:
+            lines.append(f"| {r['chunks']} | {r['segments_before']}/{r['segments_after']} | {r['ingest_s']['median']}, "
+                         f"{r['ingest_s']['max']} | {r['embed_s']['median']} | {r['delete_s']['median']}, {r['delete_s']['max']} | "
+                         f"{r['reader_refresh_after_ingest_s']['median']} / {r['reader_refresh_after_delete_s']['median']} | "
+                         f"{r['load_average_before'][0]} -> {r['load_average_after'][0]} |")
+        for r in result["sizes"]:
+            if "answer_during_writes" in r:
+                a = r["answer_during_writes"]
+                q, b = a["answer_ms_quiet"], a["answer_ms_during_writes"]
+                lines.append(f"\n{r['chunks']} chunks: one client's /answer p50/p99 {q['p50']}/{q['p99']} ms quiet, "
+                             f"{b['p50']}/{b['p99']} ms while a write (ingest or delete of one article) came every "
+                             f"{a['write_every_s']} s (write p50 {a['write_ms']['p50']} ms)")
+        return head + "\n".join(lines) + "\n"
     if kind == "synthetic":
         return head + (f"index {result['index']} in {result['index_dir']}: {result['articles']} articles, {result['chunks']} "
                        f"chunks, {result['sentences']} sentences ({result['copies']} copies of {result['base']}, noise "
@@ -402,6 +420,29 @@ def markdown(kind: str, result: dict) -> str:
     lines.append(f"\nBM25 over {b['chunks']} chunks: build {b['build_s']} s, {b['rss_bytes_per_chunk']} B/chunk, "
                  f"search p50 {b['search_ms']['p50']} ms, p99 {b['search_ms']['p99']} ms.")
     return head + "\n".join(lines) + "\n"
+
+
+def bench_writes_at(size: int, base: Path, index_dir: Path, noise: float, rounds: int, answer_seconds: float,
+                    write_every: float, dataset: str) -> dict:
+    """`bench writes` at one size: the synthetic index `writes-<size>` (built unless one of that size
+    exists), then the timed writes, then (`answer_seconds` > 0) /answer latency during writes."""
+    from eval.synthetic import MARKER, build
+    from eval.writes import answer_during_writes, bench_writes
+
+    name, marker = f"writes-{size}", index_dir / f"writes-{size}" / MARKER
+    built = json.loads(marker.read_text()) if marker.exists() else None
+    if built is None or built.get("requested_chunks") != size:
+        built = {**build(base, name, index_dir, size, noise), "requested_chunks": size, "load_average": machine()["load_average"]}
+        marker.write_text(json.dumps(built, indent=2))
+    out = {"built": built, "load_average_before": machine()["load_average"],
+           **bench_writes(name, index_dir, rounds), "load_average_after": machine()["load_average"]}
+    if answer_seconds > 0:
+        from eval.datasets import load_squad
+
+        questions = [q.question for q in load_squad(dataset).questions][:100]
+        out["answer_during_writes"] = {**answer_during_writes(name, index_dir, questions, answer_seconds, write_every),
+                                       "load_average_after": machine()["load_average"]}
+    return out
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -440,6 +481,16 @@ def _parser() -> argparse.ArgumentParser:
     sy.add_argument("--base", default=SYNTHETIC_BASE,
                     help="folder of the built index to copy (default: the harness's SQuAD v1.1 dev index)")
     sy.add_argument("--noise", type=float, default=0.3, help="norm of the Gaussian noise added to copied vectors")
+    wr = sub.add_parser("writes", help="one-article ingest and delete to durable and visible, at growing sizes")
+    wr.add_argument("--sizes", default="10000,100000", help="chunks of each synthetic index (built if missing)")
+    wr.add_argument("--rounds", type=int, default=5, help="ingests and deletes at each size; medians (default 5)")
+    wr.add_argument("--index-dir", default=".cache/bench")
+    wr.add_argument("--base", default=SYNTHETIC_BASE, help="folder of the built index the synthetic ones copy")
+    wr.add_argument("--noise", type=float, default=0.3, help="norm of the Gaussian noise added to copied vectors")
+    wr.add_argument("--answer-seconds", type=float, default=0,
+                    help="also time one client's /answer for this long quiet, then as long during writes (0: skip)")
+    wr.add_argument("--write-every", type=float, default=1.0, help="seconds between writes while /answer is timed")
+    wr.add_argument("--dataset", default=SQUAD, help="SQuAD file or folder the /answer questions come from")
     lg = sub.add_parser("long", help="one 1M-char article: sentence splitting and ingest beside the bare model")
     lg.add_argument("--dataset", default=SQUAD, help="SQuAD file or folder whose paragraphs make the prose")
     lg.add_argument("--chars", type=int, default=1_000_000)
@@ -447,7 +498,7 @@ def _parser() -> argparse.ArgumentParser:
     st = sub.add_parser("stories", help="ingest throughput with stories on and off, and the story step's own cost")
     st.add_argument("--rounds", type=int, default=3, help="ingests of each variant, alternated; medians (default 3)")
     st.add_argument("--work-dir", default=".cache/bench", help="where the throw-away indexes are built")
-    for s in (i, q, v, lc, sy, lg, st):
+    for s in (i, q, v, lc, sy, wr, lg, st):
         s.add_argument("--out", required=True, help="folder for <what>.json and <what>.md")
     return p
 
@@ -472,6 +523,11 @@ def main(argv: list[str]) -> int:
         from eval.stories import bench_ingest as bench_stories
 
         result = {"machine": machine(), **bench_stories(Path(args.work_dir), args.rounds)}
+    elif args.what == "writes":
+        result = {"machine": machine(), "sizes": [
+            bench_writes_at(size, Path(args.base), Path(args.index_dir), args.noise, args.rounds, args.answer_seconds,
+                            args.write_every, args.dataset)
+            for size in (int(s) for s in args.sizes.split(","))], "machine_after": machine()}
     elif args.what == "synthetic":
         from eval.synthetic import build
 

@@ -1,0 +1,122 @@
+"""`newsrag bench writes`: what one small write costs as an index grows (issue 17).
+
+For each size, a synthetic index of about that many chunks (eval/synthetic.py: copies of a built
+index) is opened, and then, `rounds` times, alternately:
+- a one-article ingest is timed from the call to its return, when it is durable (SQLite committed)
+  and visible (its segment published; this process's searches already see it), and beside it the
+  model's share (preparing the same article: chunking and embedding, which no index layout changes);
+  another open of the same index (a second server, say) then times its first search, which loads
+  what changed;
+- that article's delete is timed likewise.
+A search for the article's unique word before and after proves it visible, then gone. Merges are
+left to run as they would (in the background), and the segment count is reported.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from pathlib import Path
+
+from rag.archive import Archive
+from rag.articles import Article
+from rag.ingest import IngestReport
+from rag.query import Query
+
+
+def _article(i: int) -> Article:
+    word = f"zyxwrite{i}"
+    return Article(id=f"bench-write-{i}", title=f"Council {word} vote", date="2026-12-07", source="Bench",
+                   text=f"The council of {word} voted on a new harbour wall on Monday. The vote was close, "
+                        f"and the mayor of {word} said work would start in spring.")
+
+
+def _found(archive: Archive, i: int) -> bool:
+    passages = archive.search(Query(f"zyxwrite{i}", k=3, mode="bm25", dedupe=False)).passages
+    return any(p.article.id == f"bench-write-{i}" for p in passages)
+
+
+def bench_writes(index: str, index_dir: Path, rounds: int) -> dict:
+    """Median and every timing of `rounds` one-article ingests and deletes on an existing index."""
+    writer = Archive.open(index, index_dir)
+    reader = Archive.open(index, index_dir)  # another open of the index: what a second process would load
+    writer.answer(Query("warm up"))  # the model and the reader load once, outside the timings
+    reader.search(Query("warm up"))
+    out = {"index": index, "chunks": writer.count("chunks"), "segments_before": len(writer.derived().segments),
+           "ingest_s": [], "embed_s": [], "delete_s": [], "reader_refresh_after_ingest_s": [], "reader_refresh_after_delete_s": []}
+    for r in range(rounds):
+        i = time.time_ns() % 10**9 + r
+        started = time.perf_counter()
+        writer.preparer.prepare([_article(i)], IngestReport())  # the model's share, the same work ingest does
+        out["embed_s"].append(time.perf_counter() - started)
+        started = time.perf_counter()
+        writer.ingest([_article(i)])
+        out["ingest_s"].append(time.perf_counter() - started)
+        assert _found(writer, i), "the ingested article is not visible"
+        started = time.perf_counter()
+        assert _found(reader, i), "another open does not see the ingested article"
+        out["reader_refresh_after_ingest_s"].append(time.perf_counter() - started)
+        started = time.perf_counter()
+        writer.delete(f"bench-write-{i}")
+        out["delete_s"].append(time.perf_counter() - started)
+        assert not _found(writer, i), "the deleted article is still found"
+        started = time.perf_counter()
+        assert not _found(reader, i), "another open still finds the deleted article"
+        out["reader_refresh_after_delete_s"].append(time.perf_counter() - started)
+    writer.wait_for_merges()
+    out["segments_after"] = len(writer.derived().segments)
+    for key in [k for k in out if k.endswith("_s")]:
+        out[key] = {"median": round(statistics.median(out[key]), 3), "max": round(max(out[key]), 3),
+                    "all": [round(x, 3) for x in out[key]]}
+    assert writer.check() == []
+    return out
+
+
+def answer_during_writes(index: str, index_dir: Path, questions: list[str], seconds: float, write_every: float) -> dict:
+    """One client's `/answer` latency over HTTP for `seconds` with no writes, then for `seconds` while
+    another client posts a one-article ingest or delete every `write_every` seconds (alternately)."""
+    import threading
+
+    import httpx
+
+    from eval.bench import percentiles
+    from eval.load import served
+
+    with served(index, str(index_dir), timeout_s=1800) as server, httpx.Client(base_url=server.url, timeout=120) as http:
+        http.post("/answer", json={"question": questions[0]}).raise_for_status()
+
+        def ask_for(duration: float) -> list[float]:
+            ms, end, i = [], time.perf_counter() + duration, 0
+            while time.perf_counter() < end:
+                started = time.perf_counter()
+                http.post("/answer", json={"question": questions[i % len(questions)]}).raise_for_status()
+                ms.append((time.perf_counter() - started) * 1e3)
+                i += 1
+            return ms
+
+        quiet = ask_for(seconds)
+        stop, writes = threading.Event(), []
+
+        def write() -> None:
+            with httpx.Client(base_url=server.url, timeout=120) as writer:
+                n = 0
+                while not stop.is_set():
+                    a, started = _article(time.time_ns() % 10**9), time.perf_counter()
+                    if n % 2 == 0:
+                        body = {"articles": [{"id": a.id, "title": a.title, "date": a.date, "source": a.source,
+                                              "text": a.text}]}
+                        writer.post("/articles", json=body).raise_for_status()
+                        last = a.id
+                    else:
+                        writer.delete(f"/articles/{last}").raise_for_status()
+                    writes.append((time.perf_counter() - started) * 1e3)
+                    n += 1
+                    stop.wait(max(0.0, write_every - (time.perf_counter() - started)))
+
+        writer = threading.Thread(target=write)
+        writer.start()
+        busy = ask_for(seconds)
+        stop.set()
+        writer.join()
+    return {"seconds_each": seconds, "write_every_s": write_every, "answer_ms_quiet": percentiles(quiet),
+            "answer_ms_during_writes": percentiles(busy), "write_ms": percentiles(writes) if writes else None}
