@@ -392,6 +392,11 @@ def markdown(kind: str, result: dict) -> str:
                          f"{r['reader_refresh_after_ingest_s']['median']} / {r['reader_refresh_after_delete_s']['median']} | "
                          f"{r['load_average_before'][0]} -> {r['load_average_after'][0]} |")
         for r in result["sizes"]:
+            b = r["store"]["bytes_per_chunk"]
+            lines.append(f"\n{r['chunks']} chunks on disk: {b['total']} B/chunk ({', '.join(f'{t} {n}' for t, n in b.items() if t != 'total')}); "
+                         f"float16 chunk and sentence vectors would make it {r['store']['total_with_float16_vectors_bytes_per_chunk']} "
+                         f"B/chunk, with recall@10 {r['store']['float16_chunk_vectors_recall@10']} of exact search over them")
+        for r in result["sizes"]:
             if "answer_during_writes" in r:
                 a = r["answer_during_writes"]
                 q, b = a["answer_ms_quiet"], a["answer_ms_during_writes"]
@@ -427,7 +432,8 @@ def bench_writes_at(size: int, base: Path, index_dir: Path, noise: float, rounds
     """`bench writes` at one size: the synthetic index `writes-<size>` (built unless one of that size
     exists), then the timed writes, then (`answer_seconds` > 0) /answer latency during writes."""
     from eval.synthetic import MARKER, build
-    from eval.writes import answer_during_writes, bench_writes
+    from eval.writes import answer_during_writes, bench_writes, store_report
+    from rag.archive import Archive
 
     name, marker = f"writes-{size}", index_dir / f"writes-{size}" / MARKER
     built = json.loads(marker.read_text()) if marker.exists() else None
@@ -436,6 +442,7 @@ def bench_writes_at(size: int, base: Path, index_dir: Path, noise: float, rounds
         marker.write_text(json.dumps(built, indent=2))
     out = {"built": built, "load_average_before": machine()["load_average"],
            **bench_writes(name, index_dir, rounds), "load_average_after": machine()["load_average"]}
+    out["store"] = store_report(Archive.open(name, index_dir))
     if answer_seconds > 0:
         from eval.datasets import load_squad
 

@@ -112,6 +112,8 @@ def answer_during_writes(index: str, index_dir: Path, questions: list[str], seco
                     writes.append((time.perf_counter() - started) * 1e3)
                     n += 1
                     stop.wait(max(0.0, write_every - (time.perf_counter() - started)))
+                if n % 2:
+                    writer.delete(f"/articles/{last}").raise_for_status()  # leave the index as it was
 
         writer = threading.Thread(target=write)
         writer.start()
@@ -120,3 +122,38 @@ def answer_during_writes(index: str, index_dir: Path, questions: list[str], seco
         writer.join()
     return {"seconds_each": seconds, "write_every_s": write_every, "answer_ms_quiet": percentiles(quiet),
             "answer_ms_during_writes": percentiles(busy), "write_ms": percentiles(writes) if writes else None}
+
+
+def store_report(archive: Archive, sample: int = 200_000, queries: int = 200, seed: int = 0) -> dict:
+    """Bytes per chunk on disk (SQLite by table, the segments' files), what float16 chunk and sentence
+    vectors would save, and the recall@10 of exact search over float16-rounded chunk vectors against
+    float32 (over the first `sample` chunks; queries: stored vectors plus noise of norm 0.3)."""
+    import numpy as np
+
+    from eval.synthetic import noisy
+
+    chunks, sentences = archive.count("chunks"), archive.count("sentences")
+    tables = archive.store.table_bytes()
+    segments = sum(f.stat().st_size for f in (archive.path / "segments").rglob("*") if f.is_file())
+    parts, have = [], 0
+    for _, vecs in archive.store.iter_chunk_vectors():
+        parts.append(vecs)
+        have += len(vecs)
+        if have >= sample:
+            break
+    x = np.vstack(parts)[:sample]
+    rng = np.random.default_rng(seed)
+    q = noisy(x[rng.choice(len(x), min(queries, len(x)), replace=False)], rng, 0.3)
+    x16 = x.astype(np.float16).astype(np.float32)
+    k = min(10, len(x))
+    top = lambda m: np.argsort(-(m @ q.T), axis=0, kind="stable")[:k].T
+    recall = float(np.mean([len(set(a) & set(b)) / k for a, b in zip(top(x), top(x16))]))
+    dimension = x.shape[1]
+    saved = (chunks + sentences) * dimension * 2
+    total = sum(tables.values()) + segments
+    return {"chunks": chunks, "sentences": sentences,
+            "bytes_per_chunk": {**{t: round(b / chunks) for t, b in tables.items() if b > 65536},
+                                "segments": round(segments / chunks), "total": round(total / chunks)},
+            "float16_vectors_would_save_bytes_per_chunk": round(saved / chunks),
+            "total_with_float16_vectors_bytes_per_chunk": round((total - saved) / chunks),
+            "float16_chunk_vectors_recall@10": round(recall, 4), "recall_sample_chunks": len(x)}

@@ -207,6 +207,13 @@ class Store:
         stored = self.get_meta("counts")
         return self.recount(conn) if stored is None else json.loads(stored)
 
+    def table_bytes(self) -> dict[str, int]:
+        """Bytes on disk per table, its indexes included (SQLite's dbstat), for `bench writes`."""
+        rows = self.connect().execute(
+            "SELECT coalesce(m.tbl_name, d.name), sum(d.pgsize) FROM dbstat d"
+            " LEFT JOIN sqlite_schema m ON m.name = d.name GROUP BY 1").fetchall()
+        return {name: int(size) for name, size in rows}
+
     def recount(self, conn: sqlite3.Connection | None = None) -> dict[str, int]:
         """The rows counted now (what `check` compares the kept counts with)."""
         conn = conn or self.connect()

@@ -117,3 +117,16 @@ def test_synthetic_index_opens_like_any_other(kept_index, tmp_path):
         main(["bench", "synthetic", "--base", str(work / "bench-ingest"), "--chunks", "10", "--name", "bench-ingest",
               "--index-dir", str(work), "--out", str(tmp_path / "out2")])
 
+
+
+def test_writes_report(kept_index, tmp_path):
+    """`bench writes` on a tiny synthetic index: each write is proved visible (then gone) by a search,
+    the index checks clean after, and the store report adds up."""
+    work, ingest, _ = kept_index
+    size = 2 * ingest["chunks"]
+    assert main(["bench", "writes", "--base", str(work / "bench-ingest"), "--sizes", str(size), "--rounds", "2",
+                 "--index-dir", str(tmp_path), "--out", str(tmp_path / "out")]) == 0
+    (row,) = json.loads((tmp_path / "out" / "writes.json").read_text())["sizes"]
+    assert row["chunks"] == size and len(row["ingest_s"]["all"]) == 2 and len(row["delete_s"]["all"]) == 2
+    assert row["store"]["chunks"] == size and row["store"]["float16_chunk_vectors_recall@10"] > 0.9
+    assert "| chunks | segments" in (tmp_path / "out" / "writes.md").read_text()
