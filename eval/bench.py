@@ -384,11 +384,14 @@ def markdown(kind: str, result: dict) -> str:
                        f"(load average {result['load_average']['before']} -> {result['load_average']['after']}); the story "
                        f"step alone: {step['story_ms_per_article']} ms per article\n")
     if kind == "writes":
-        lines = ["| chunks | segments before/after | ingest s (median, max) | its embedding s (median) | delete s (median, max) "
-                 "| another open sees it, s | load |", "|---|---|---|---|---|---|---|"]
+        lines = ["| chunks | segments before/after | ingest s (median, max) | its embedding s (median) | ingest reusing "
+                 "stored vectors s (median, max) | delete s (median, max) | another open sees it, s | load |",
+                 "|---|---|---|---|---|---|---|---|"]
         for r in result["sizes"]:
+            reuse = r["ingest_reusing_vectors_s"]
             lines.append(f"| {r['chunks']} | {r['segments_before']}/{r['segments_after']} | {r['ingest_s']['median']}, "
-                         f"{r['ingest_s']['max']} | {r['embed_s']['median']} | {r['delete_s']['median']}, {r['delete_s']['max']} | "
+                         f"{r['ingest_s']['max']} | {r['embed_s']['median']} | {reuse['median']}, {reuse['max']} | "
+                         f"{r['delete_s']['median']}, {r['delete_s']['max']} | "
                          f"{r['reader_refresh_after_ingest_s']['median']} / {r['reader_refresh_after_delete_s']['median']} | "
                          f"{r['load_average_before'][0]} -> {r['load_average_after'][0]} |")
         for r in result["sizes"]:

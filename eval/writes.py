@@ -4,7 +4,8 @@ For each size, a synthetic index of about that many chunks (eval/synthetic.py: c
 index) is opened, and then, `rounds` times, alternately:
 - a one-article ingest is timed from the call to its return, when it is durable (SQLite committed)
   and visible (its segment published; this process's searches already see it), and beside it the
-  model's share (preparing the same article: chunking and embedding, which no index layout changes);
+  model's share (preparing the same article: chunking and embedding, which no index layout changes),
+  and an ingest of a copy under another id, whose stored vectors are reused (the write path alone);
   another open of the same index (a second server, say) then times its first search, which loads
   what changed;
 - that article's delete is timed likewise.
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import statistics
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from rag.archive import Archive
@@ -43,7 +45,7 @@ def bench_writes(index: str, index_dir: Path, rounds: int) -> dict:
     writer.answer(Query("warm up"))  # the model and the reader load once, outside the timings
     reader.search(Query("warm up"))
     out = {"index": index, "chunks": writer.count("chunks"), "segments_before": len(writer.derived().segments),
-           "ingest_s": [], "embed_s": [], "delete_s": [], "reader_refresh_after_ingest_s": [], "reader_refresh_after_delete_s": []}
+           "ingest_s": [], "embed_s": [], "ingest_reusing_vectors_s": [], "delete_s": [], "reader_refresh_after_ingest_s": [], "reader_refresh_after_delete_s": []}
     for r in range(rounds):
         i = time.time_ns() % 10**9 + r
         started = time.perf_counter()
@@ -56,6 +58,11 @@ def bench_writes(index: str, index_dir: Path, rounds: int) -> dict:
         started = time.perf_counter()
         assert _found(reader, i), "another open does not see the ingested article"
         out["reader_refresh_after_ingest_s"].append(time.perf_counter() - started)
+        copy = replace(_article(i), id=f"bench-write-{i}-copy")
+        started = time.perf_counter()
+        writer.ingest([copy])  # its inputs are stored already: their vectors are reused, the model does nothing
+        out["ingest_reusing_vectors_s"].append(time.perf_counter() - started)
+        writer.delete(copy.id)
         started = time.perf_counter()
         writer.delete(f"bench-write-{i}")
         out["delete_s"].append(time.perf_counter() - started)
