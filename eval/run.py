@@ -23,7 +23,7 @@ from tqdm import tqdm
 from rag.archive import Archive
 from rag.chunking import ChunkSettings
 from rag.embedding import default_model_name
-from rag.generations import FORMAT_VERSION
+from rag.generations import READS
 from rag.query import check_mode
 from rag.store import SCHEMA
 
@@ -98,8 +98,10 @@ def cache_key(dataset: Dataset) -> str:
     digest = hashlib.sha256()
     for article in sorted(dataset.articles, key=lambda a: a.id):
         digest.update(f"{article.id}\t{article.content_hash}\n".encode("utf-8"))
+    # the oldest layout this code opens: a newer one converts older indexes on open (format 2 to 3 builds
+    # segments from SQLite), so their embeddings are reused rather than the corpus embedded again
     settings = {"model": default_model_name(), "chunking": asdict(ChunkSettings()),
-                "format_version": FORMAT_VERSION, "schema": SCHEMA}
+                "format_version": min(READS), "schema": SCHEMA}
     digest.update(json.dumps(settings, sort_keys=True).encode("utf-8"))
     return digest.hexdigest()
 
