@@ -249,7 +249,9 @@ def cmd_stats(args) -> int:
             ("sources", ", ".join(f"{s or '(none)'} ({n})" for s, n in stats["sources"].items())),
             ("stories", f"{stats['stories']['stories']} ({stats['stories']['syndicated_stories']} carried by several "
                         f"articles; {stats['stories']['duplicates']} duplicates)"),
-            ("index type", stats["index_type"]), ("size on disk", f"{stats['size_bytes'] / 1e6:.1f} MB")]
+            ("index type", stats["index_type"]), ("size on disk", f"{stats['size_bytes'] / 1e6:.1f} MB"),
+            ("segments", f"{len(stats['segments'])} ({sum(s['deleted'] for s in stats['segments'])} deleted chunks "
+                         f"kept until a merge; `newsrag optimize` merges all)")]
     rows += [(f"settings {section}", ", ".join(f"{k}={v}" for k, v in values.items()))
              for section, values in stats["settings"].items()]
     rows += [("differs from manifest", d) for d in stats["settings_differ_from_manifest"]]
