@@ -130,7 +130,9 @@ def cmd_ingest(args) -> int:
     elif args.engine == "ray":
         from rag.distributed import ingest_with_ray
 
-        report = ingest_with_ray(paths, args.index, args.index_dir, address=args.address, workers=args.workers)
+        with tqdm(desc="ingest (ray)", unit="article", file=sys.stderr, dynamic_ncols=True) as bar:
+            report = ingest_with_ray(paths, args.index, args.index_dir, address=args.address, workers=args.workers,
+                                     progress=bar.update)
     else:
         archive = Archive.open(args.index, args.index_dir, create=True)
         with tqdm(desc="ingest", unit="article", file=sys.stderr, dynamic_ncols=True) as bar:

@@ -15,6 +15,7 @@ from rag.articles import iter_sources
 from rag.articles import sample_corpus_path
 from rag.query import Query
 
+RAY_PROGRESS: list[int] = []  # what the Ray ingest told its progress callback, batch by batch
 QUESTIONS = ["Who was elected mayor of Rivertown?", "What did the central bank decide about rates?",
              "Which company opened a chip plant?"]
 
@@ -38,7 +39,8 @@ def pair(tmp_path_factory, monkeypatch_module):
     root = tmp_path_factory.mktemp("ray-indexes")
     local = Archive.open("local", root, create=True)
     local_report = local.ingest(iter_sources([str(sample_corpus_path())]))
-    ray_report = ingest_with_ray([str(sample_corpus_path())], "viaray", str(root), workers=2)
+    ray_report = ingest_with_ray([str(sample_corpus_path())], "viaray", str(root), workers=2,
+                                 progress=RAY_PROGRESS.append)
     ray = sys.modules["ray"]
     assert not ray.is_initialized()  # the local instance it started is shut down again
     return local, Archive.open("viaray", root), local_report, ray_report
@@ -56,6 +58,12 @@ def test_same_report_and_consistent_index(pair):
     assert ray_report.chunks == local_report.chunks and not ray_report.failed
     assert remote.check() == []
     assert remote.manifest()["counts"] == local.manifest()["counts"]
+
+
+def test_progress_counts_every_article_as_its_batch_commits(pair):
+    """The Ray ingest reports progress as the local one does (the CLI's bar: rate and count)."""
+    _, _, _, ray_report = pair
+    assert sum(RAY_PROGRESS) == len(ray_report.added) and len(RAY_PROGRESS) > 1
 
 
 def test_same_chunks_sentences_and_vectors(pair):
