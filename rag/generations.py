@@ -265,7 +265,7 @@ class Generations:
 
     def _build(self, first: int, last: int, generation: int, kind: str) -> Segment | None:
         """A segment (in memory) of the stored chunks with ids in [first, last]; None when none is
-        left. The caller holds a read snapshot, or accepts that the chunks may change meanwhile."""
+        left. The caller holds the write lock or a read snapshot, so FAISS and BM25 see one state."""
         ids = self.store.chunk_ids_between(first, last)
         if not len(ids):
             return None
@@ -355,7 +355,12 @@ class Generations:
             return False
         run = base[span[0]: span[1]]
         first, last = run[0].first, run[-1].last
-        built = self._build(first, last, self.store.generation, "m")
+        conn = self.store.connect()
+        conn.execute("BEGIN")  # one snapshot: a delete meanwhile cannot split its vectors from its texts
+        try:
+            built = self._build(first, last, self.store.generation, "m")
+        finally:
+            conn.execute("COMMIT")
         staged = save_segment(self.path, built.name, built.vectors, built.lexical, ".merging-") if built else None
         with self.write_lock():
             current = self.refresh(locked=True).segments
