@@ -1,4 +1,4 @@
-"""`newsrag bench ingest|query|vectors|langchain|synthetic|writes|long|stories`: throughput, latency and memory, as JSON and Markdown.
+"""`newsrag bench ingest|query|vectors|langchain|synthetic|writes|long|stories|news`: throughput, latency and memory, as JSON and Markdown.
 
 - ingest: `Archive.ingest` end to end on a fresh index beside the bare model encoding the same texts
   in the same process (the ratio is the pipeline's overhead);
@@ -12,6 +12,7 @@
   cost per article (eval/stories.py, issue 19);
 - writes: one-article ingest and delete, to durable and visible, on synthetic indexes of growing size
   (eval/writes.py, issue 17);
+- news: 1,000 news-shaped articles (2k-60k chars, eval/news.py): articles/s and model tokens/s beside the bare model;
 - long: one article of 1,000,000 chars: sentence splitting at 10k/100k/1M chars, and its ingest beside the
   bare model encoding the same text (work must grow linearly with an article, issue 13).
 
@@ -36,6 +37,7 @@ import numpy as np
 from eval.synthetic import noisy
 
 SQUAD = "../shared/eval/squad-v1.1-dev"
+NEWS_SOURCES = ("../shared/eval/squad-v1.1-dev", "../shared/eval/squad-v1.1-train-sample")
 PREBUILT = ".cache/prebuilt"
 # `newsrag eval ../shared/eval/squad-v1.1-dev --format squad --build-only` builds it (and prints its name)
 SYNTHETIC_BASE = ".cache/eval/squad-v1.1-dev-74bad2284ff9"
@@ -483,6 +485,7 @@ def _parser() -> argparse.ArgumentParser:
     lc.add_argument("--limit", type=int, default=300, help="paragraphs (articles) both sides ingest (default 300)")
     lc.add_argument("--questions", type=int, default=200, help="questions about those paragraphs (default 200)")
     lc.add_argument("-k", type=int, default=5, help="results per query (default 5)")
+    lc.add_argument("--rounds", type=int, default=1, help="build both sides this often, in turn; median build times")
     lc.add_argument("--work-dir", default=".cache/bench", help="where the throw-away index is built")
     sy = sub.add_parser("synthetic", help="build a large index from copies of a built one (for `bench query`)")
     sy.add_argument("--chunks", type=int, required=True, help="about how many chunks (whole articles are copied)")
@@ -508,7 +511,12 @@ def _parser() -> argparse.ArgumentParser:
     st = sub.add_parser("stories", help="ingest throughput with stories on and off, and the story step's own cost")
     st.add_argument("--rounds", type=int, default=3, help="ingests of each variant, alternated; medians (default 3)")
     st.add_argument("--work-dir", default=".cache/bench", help="where the throw-away indexes are built")
-    for s in (i, q, v, lc, sy, wr, lg, st):
+    nw = sub.add_parser("news", help="news-shaped articles (2k-60k chars): articles/s and model tokens/s beside the bare model")
+    nw.add_argument("--sources", default=",".join(NEWS_SOURCES), help="SQuAD files or folders whose paragraphs make the prose")
+    nw.add_argument("--articles", type=int, default=1000, help="articles to make and ingest (default 1000)")
+    nw.add_argument("--seed", type=int, default=0)
+    nw.add_argument("--work-dir", default=".cache/bench", help="where the throw-away index is built")
+    for s in (i, q, v, lc, sy, wr, lg, st, nw):
         s.add_argument("--out", required=True, help="folder for <what>.json and <what>.md")
     return p
 
@@ -526,7 +534,11 @@ def main(argv: list[str]) -> int:
     elif args.what == "langchain":
         from eval.peer import bench_langchain
 
-        result = bench_langchain(args.dataset, args.limit, args.questions, args.k, Path(args.work_dir))
+        result = bench_langchain(args.dataset, args.limit, args.questions, args.k, Path(args.work_dir), args.rounds)
+    elif args.what == "news":
+        from eval.news import bench_news
+
+        result = bench_news(args.sources.split(","), args.articles, args.seed, Path(args.work_dir))
     elif args.what == "long":
         result = bench_long_article(args.dataset, args.chars, Path(args.work_dir))
     elif args.what == "stories":
@@ -553,6 +565,10 @@ def main(argv: list[str]) -> int:
         from eval.peer import markdown as peer_markdown
 
         table = peer_markdown(result)
+    elif args.what == "news":
+        from eval.news import markdown as news_markdown
+
+        table = news_markdown(result)
     else:
         table = markdown(args.what, result)
     (out / f"{args.what}.md").write_text(table)

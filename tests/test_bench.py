@@ -130,3 +130,18 @@ def test_writes_report(kept_index, tmp_path):
     assert row["chunks"] == size and len(row["ingest_s"]["all"]) == 2 and len(row["delete_s"]["all"]) == 2
     assert row["store"]["chunks"] == size and row["store"]["float16_chunk_vectors_recall@10"] > 0.9
     assert "| chunks | segments" in (tmp_path / "out" / "writes.md").read_text()
+
+
+def test_news_shaped_articles_beside_the_bare_model(squad_file, tmp_path):
+    """Articles of 2k-60k chars made of the given paragraphs, ingested and then encoded bare; the rates
+    and the ratio come from the same counts."""
+    assert main(["bench", "news", "--sources", str(squad_file), "--articles", "3", "--work-dir", str(tmp_path / "work"),
+                 "--out", str(tmp_path / "out")]) == 0
+    report = json.loads((tmp_path / "out" / "news.json").read_text())
+    assert report["articles"] == 3 and 2_000 <= report["chars"]["min"] <= report["chars"]["max"] <= 60_000
+    assert report["chunks"] >= 3 and report["sentences"] > report["chunks"] and report["model_tokens"] > 0
+    pipeline, bare = report["pipeline"], report["bare_model"]
+    assert pipeline["model_tokens_per_s"] > 0 and bare["model_tokens_per_s"] > 0
+    assert report["ratio_pipeline_over_bare"] == pytest.approx(bare["seconds"] / pipeline["seconds"], abs=0.01)
+    assert not (tmp_path / "work" / "bench-news").exists()
+    assert "model tokens/s" in (tmp_path / "out" / "news.md").read_text()
