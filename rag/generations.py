@@ -30,8 +30,8 @@ from .embedding import Embedder
 from .errors import IndexLocked, InvalidInput
 from .lexical import LexicalIndex
 from .reader import reader_identity
-from .segments import (Derived, Segment, load_segment, place, plan_merge, read_listing, remove_unlisted,
-                       save_deletions, save_segment, segment_name, write_listing)
+from .segments import (Derived, Segment, load_segment, place, plan, read_listing, remove_unlisted, save_deletions,
+                       save_segment, segment_name, write_listing)
 from .settings import Settings
 from .store import Store
 from .vectors import VectorIndex, sample_size
@@ -334,8 +334,9 @@ class Generations:
 
     # --- merges --------------------------------------------------------------------------------
     def merge(self, everything: bool = False) -> bool:
-        """Merge one run of neighbouring segments (`everything`: all of them, dropping deleted
-        chunks); False when there was nothing to merge or another process is merging.
+        """Merge one run of neighbouring segments, or rewrite one mostly deleted (`everything`: all
+        of them, dropping deleted chunks); False when there was nothing to merge or another process
+        is merging.
 
         The merged segment is built from SQLite without the write lock (readers and writers go on),
         staged, then swapped in under the lock with the deletions made meanwhile."""
@@ -350,7 +351,7 @@ class Generations:
         if everything:
             span = (0, len(base)) if len(base) > 1 or any(len(s.deleted) for s in base) else None
         else:
-            span = plan_merge([len(s) for s in base])
+            span = plan(base)
         if span is None:
             return False
         run = base[span[0]: span[1]]
@@ -385,7 +386,7 @@ class Generations:
         """When the segments hold a run to merge, merge in a background thread until none is left
         (one thread per index); most writes leave none, and start nothing."""
         current = self._derived
-        if current is None or plan_merge([len(s) for s in current.segments]) is None:
+        if current is None or plan(current.segments) is None:
             return
         with self._merge_guard:
             if self._merger is not None and self._merger.is_alive():

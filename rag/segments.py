@@ -183,6 +183,16 @@ def plan_merge(sizes: list[int]) -> tuple[int, int] | None:
     return None
 
 
+def plan(segments: tuple[Segment, ...]) -> tuple[int, int] | None:
+    """What to merge next: a tier's run (`plan_merge`), else the first segment more than half of
+    whose chunks are deleted, rewritten alone (an archive that ages articles out would otherwise keep
+    scoring dead rows until `newsrag optimize`)."""
+    run = plan_merge([len(s) for s in segments])
+    if run is not None:
+        return run
+    return next(((i, i + 1) for i, s in enumerate(segments) if len(s.deleted) > len(s)), None)
+
+
 class SegmentedVectors:
     """The segments' FAISS indexes searched as one: each gives its top k of its live chunks, then
     the lists merge by score (exact when every segment is flat)."""

@@ -190,6 +190,21 @@ def test_tiers_merge_neighbours_only_in_runs_of_the_merge_factor():
     assert plan_merge([]) is None
 
 
+def test_a_mostly_deleted_segment_is_rewritten_alone(written, tmp_path):
+    """Deleting most of a segment's articles makes the background merge rewrite it without them."""
+    _, archive, _ = written
+    shutil.copytree(archive.path, tmp_path / "aged", ignore=shutil.ignore_patterns("*.lock"))
+    index = Archive.open("aged", tmp_path)
+    index.ingest(_as_articles(articles(6, seed=31, prefix="aged")), merge=False)
+    for i in range(4):
+        index.delete(f"aged-{i:04d}")
+    index.wait_for_merges()
+    kept = index.store.chunk_ids_for(["aged-0004", "aged-0005"])
+    (holder,) = [s for s in index.derived().segments if set(kept) & set(s.live_ids().tolist())]
+    assert holder.name.endswith("m") and not len(holder.deleted)
+    assert all(len(s.deleted) <= len(s) for s in index.derived().segments) and index.check() == []
+
+
 def test_a_delete_does_not_load_the_model(written, tmp_path):
     _, archive, _ = written
     shutil.copytree(archive.path, tmp_path / "d", ignore=shutil.ignore_patterns("*.lock"))
