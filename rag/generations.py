@@ -368,7 +368,7 @@ class Generations:
             names = [s.name for s in current]
             wanted = [s.name for s in run]
             at = next((i for i in range(len(names)) if names[i: i + len(wanted)] == wanted), None)
-            if at is None:  # an unlikely race with another merger: leave it for the next round
+            if at is None or (built is not None and built.name in names):  # a race: leave it for the next round
                 if staged:
                     shutil.rmtree(staged, ignore_errors=True)
                 return False
