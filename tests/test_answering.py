@@ -52,10 +52,7 @@ def test_dates_in_the_user_article_resolve_to_the_right_day(archive, question, d
 # q27 (the 2025 Tour de France) and q28 (the price of gold) meet near-miss articles (a marathon's
 # "won the men's race", a central bank's "consumer price growth"); the abstention threshold is
 # fitted on SQuAD tune titles (eval/RESULTS.md, Reader), not on these questions.
-@pytest.mark.parametrize("q", [
-    pytest.param(q, marks=pytest.mark.xfail(strict=True, reason="known miss: the reader names the film "
-                                            "festival's director for the Nobel question (eval/RESULTS.md, Reader)"))
-    if q["id"] == "q25" else q for q in UNANSWERABLE], ids=lambda q: q["id"])
+@pytest.mark.parametrize("q", UNANSWERABLE, ids=lambda q: q["id"])
 def test_unanswerable_question_abstains_with_a_reason_and_keeps_passages(archive, q):
     doc = _ask(archive, q["question"])
     assert doc["answer"] is None

@@ -268,7 +268,7 @@ def train(cfg: Config, work: Path) -> None:
     ones = np.ones_like(rows.ids)
     for epoch in range(step // per_epoch, cfg.epochs):
         batches = rows.batches(cfg.batch_size, random.Random(cfg.seed * 1000 + epoch))
-        t0, seen, loss_sum = time.time(), 0, 0.0
+        t0, seen, loss_sum, first = time.time(), 0, 0.0, step - epoch * per_epoch
         bar = tqdm(total=per_epoch, initial=step - epoch * per_epoch, desc=f"epoch {epoch + 1}/{cfg.epochs}",
                    unit="batch", file=sys.stderr)
         for b in range(step - epoch * per_epoch, per_epoch):
@@ -302,7 +302,8 @@ def train(cfg: Config, work: Path) -> None:
                            work / "checkpoint.optim.pt")
         bar.close()
         log(work, "epoch", epoch=epoch + 1, step=step, seconds=round(time.time() - t0, 1),
-            tokens_per_s=round(seen / max(1e-9, time.time() - t0)), mean_loss=round(loss_sum / max(1, per_epoch), 4))
+            tokens_per_s=round(seen / max(1e-9, time.time() - t0)), steps=per_epoch - first, resumed_from=first or None,
+            mean_loss=round(loss_sum / max(1, per_epoch - first), 4))  # a resumed epoch reports only its own steps
     (work / "train.done").write_text(str(step))
 
 
@@ -585,7 +586,8 @@ def model_card(doc: dict) -> str:
         "- Times are wall-clock on 2 shared cores (other jobs ran beside it; see eval/RESULTS.md).",
         *[f"- Phase {e['phase']} ({json.dumps(RECIPE[e['phase'] - 1])}): "
           + (f"cached the frozen layers' outputs in {e['seconds']:.0f} s" if e["event"] == "cached" else
-             f"epoch {e['epoch']} in {e['seconds']:.0f} s, {e['tokens_per_s']} tokens/s, mean loss {e['mean_loss']}")
+             f"epoch {e['epoch']} in {e['seconds']:.0f} s, {e['tokens_per_s']} tokens/s, mean loss {e['mean_loss']}"
+             + (f" (resumed at step {e['resumed_from']}: these cover its last {e['steps']} steps)" if e.get("resumed_from") else ""))
           for e in doc["training"]],
         f"- Versions: {json.dumps(doc['versions'])}",
         "",
