@@ -15,7 +15,7 @@ import numpy as np
 from .articles import Article, LoadFailure
 from .embedding import shared_embedder
 from .errors import ArticleNotFound, IndexLocked, IndexMismatch, IndexNotFound
-from .generations import DEFAULT_INDEX, FORMAT_VERSION, READS, Generations, check_index_name, exclusive_lock, index_root
+from .generations import DEFAULT_INDEX, READS, Generations, check_index_name, exclusive_lock, index_root
 from .ingest import BatchPreparer, IngestReport, Preparer, Progress, commit, todo_batches
 from .query import Query
 from .reader import load_reader, reader_identity
