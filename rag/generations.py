@@ -31,7 +31,7 @@ from .errors import IndexLocked, InvalidInput
 from .lexical import LexicalIndex
 from .reader import reader_identity
 from .segments import (Derived, Segment, load_segment, place, plan, read_listing, remove_unlisted, save_deletions,
-                       save_segment, segment_name, write_listing)
+                       save_segment, segment_name, with_deleted, write_listing)
 from .settings import Settings
 from .store import Store
 from .vectors import VectorIndex, sample_size
@@ -243,14 +243,8 @@ class Generations:
             except (OSError, RuntimeError, ValueError, EOFError):
                 base = ()  # damaged or removed files: rebuild every segment
             live = self.store.chunk_ids_between()
-            segments, touched = [], []
-            for s in base:
-                gone = np.setdiff1d(s.live_ids(), live)
-                if len(gone):
-                    s = s.without(gone, None)
-                    touched.append(s.name)
-                if len(s):
-                    segments.append(s)
+            listed = np.concatenate([s.live_ids() for s in base]) if base else np.zeros(0, dtype=np.int64)
+            segments, touched = with_deleted(base, np.setdiff1d(listed, live))
             covered = max((s.last for s in base), default=0)
             tail = live[live > covered]
             new = self._build(int(tail[0]), int(tail[-1]), generation, "r") if len(tail) else None
@@ -318,15 +312,7 @@ class Generations:
         and one new segment of the chunks it added."""
         base = self._derived
         generation = self.store.generation
-        removed = np.unique(np.asarray(pending.removed, dtype=np.int64))
-        segments, touched = [], []
-        for s in base.segments:
-            gone = removed[(removed >= s.first) & (removed <= s.last)]
-            if len(gone):
-                s = s.without(gone, None)
-                touched.append(s.name)
-            if len(s):
-                segments.append(s)
+        segments, touched = with_deleted(base.segments, np.unique(np.asarray(pending.removed, dtype=np.int64)))
         new = None if pending.first is None else self._build(pending.first, pending.last, generation, "w")
         if new is not None:
             segments.append(new)

@@ -72,6 +72,21 @@ class Segment:
                 "deleted": len(self.deleted), "deletions": self.deletions}
 
 
+def with_deleted(segments: tuple[Segment, ...], removed: np.ndarray) -> tuple[list[Segment], list[str]]:
+    """The segments with the chunk ids `removed` (sorted, any segment's) deleted, those left without a
+    live chunk dropped, and the names of the segments that changed. Each segment looks only at the
+    ids inside its range, so a write's cost does not grow with the segments' sizes."""
+    kept, touched = [], []
+    for s in segments:
+        gone = removed[(removed >= s.first) & (removed <= s.last)]
+        if len(gone):
+            s = s.without(gone, None)
+            touched.append(s.name)
+        if len(s):
+            kept.append(s)
+    return kept, touched
+
+
 def segment_name(first: int, last: int, generation: int, kind: str) -> str:
     """A segment's folder name: its id range, the generation it was built at, and how (w: a write,
     m: a merge, r: rebuilt from SQLite when opening)."""
