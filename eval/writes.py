@@ -46,30 +46,26 @@ def bench_writes(index: str, index_dir: Path, rounds: int) -> dict:
     reader.search(Query("warm up"))
     out = {"index": index, "chunks": writer.count("chunks"), "segments_before": len(writer.derived().segments),
            "ingest_s": [], "embed_s": [], "ingest_reusing_vectors_s": [], "delete_s": [], "reader_refresh_after_ingest_s": [], "reader_refresh_after_delete_s": []}
+    def timed(key: str, call):
+        """Run `call`, adding its seconds to `out[key]`; its result back."""
+        started = time.perf_counter()
+        result = call()
+        out[key].append(time.perf_counter() - started)
+        return result
+
     for r in range(rounds):
         i = time.time_ns() % 10**9 + r
-        started = time.perf_counter()
-        writer.preparer.prepare([_article(i)], IngestReport())  # the model's share, the same work ingest does
-        out["embed_s"].append(time.perf_counter() - started)
-        started = time.perf_counter()
-        writer.ingest([_article(i)])
-        out["ingest_s"].append(time.perf_counter() - started)
+        timed("embed_s", lambda: writer.preparer.prepare([_article(i)], IngestReport()))  # the model's share of ingest
+        timed("ingest_s", lambda: writer.ingest([_article(i)]))
         assert _found(writer, i), "the ingested article is not visible"
-        started = time.perf_counter()
-        assert _found(reader, i), "another open does not see the ingested article"
-        out["reader_refresh_after_ingest_s"].append(time.perf_counter() - started)
+        assert timed("reader_refresh_after_ingest_s", lambda: _found(reader, i)), "another open does not see the ingested article"
         copy = replace(_article(i), id=f"bench-write-{i}-copy")
-        started = time.perf_counter()
-        writer.ingest([copy])  # its inputs are stored already: their vectors are reused, the model does nothing
-        out["ingest_reusing_vectors_s"].append(time.perf_counter() - started)
+        # its inputs are stored already: their vectors are reused, the model does nothing
+        timed("ingest_reusing_vectors_s", lambda: writer.ingest([copy]))
         writer.delete(copy.id)
-        started = time.perf_counter()
-        writer.delete(f"bench-write-{i}")
-        out["delete_s"].append(time.perf_counter() - started)
+        timed("delete_s", lambda: writer.delete(f"bench-write-{i}"))
         assert not _found(writer, i), "the deleted article is still found"
-        started = time.perf_counter()
-        assert not _found(reader, i), "another open still finds the deleted article"
-        out["reader_refresh_after_delete_s"].append(time.perf_counter() - started)
+        assert not timed("reader_refresh_after_delete_s", lambda: _found(reader, i)), "another open still finds the deleted article"
     writer.wait_for_merges()
     out["segments_after"] = len(writer.derived().segments)
     for key in [k for k in out if k.endswith("_s")]:
