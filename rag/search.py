@@ -76,7 +76,8 @@ class SearchPipeline:
         plans = self._each(sources, lambda i, s: s.plan(question, found[1] if found else None, several))
         if not sum(p.chunks for p in plans):
             raise EmptyIndex(self.empty_message)
-        corpus = sum((p.stats for p in plans), CorpusStats()) if several else None
+        stats = [p.stats for p in plans if p.stats is not None]  # every shard's, or one index's segments'
+        corpus = sum(stats, CorpusStats()) if stats else None
         scope, time_filter = query.filters, None
         if found:
             scope, time_filter = time_scope(*found, query.filters, applied=any(p.dated for p in plans))

@@ -53,7 +53,8 @@ class ChunkHit:
 @dataclass(frozen=True)
 class SourcePlan:
     """A source's answer to round 1: its chunk count, its BM25 statistics for the question's terms
-    (None when not asked), and (when the question names a time) whether any article falls in it."""
+    (None when not asked and its own are one index's, i.e. one segment), and (when the question names a time)
+    whether any article falls in it."""
 
     chunks: int
     stats: CorpusStats | None
@@ -126,10 +127,8 @@ class LocalSource:
         return self.derived().lexical
 
     def plan(self, question: str, dated: Filters | None, with_stats: bool) -> SourcePlan:
-        stats = None
-        if with_stats:
-            lexical = self.lexical()
-            stats = lexical.stats(weighed_terms(lexical, question))
+        lexical = self.lexical()  # several segments score under their summed statistics, as shards do
+        stats = lexical.stats(weighed_terms(lexical, question)) if with_stats or not lexical.whole else None
         allowed = None if dated is None else self.allowed(dated)
         matched = None if dated is None else allowed is None or bool(len(allowed))
         return SourcePlan(len(self.derived().vectors), stats, matched)
@@ -150,8 +149,6 @@ class LocalSource:
     def rescore(self, question: str, candidates: list[tuple[int, float | None]],
                 corpus: CorpusStats | None) -> dict[int, tuple[float, float]]:
         derived = self.derived()
-        if corpus is None and not derived.lexical.whole:  # several segments: their summed idf, as BM25 uses
-            corpus = derived.lexical.stats(weighed_terms(derived.lexical, question))
         head = [Hit(cid, 0.0, dense_score=dense) for cid, dense in candidates]
         out = second_stage(head, query_vector(self.embedder, question), question, derived.vectors, derived.lexical,
                            self.contexts, self.weights, corpus.term_weights() if corpus else None)
